@@ -1,0 +1,410 @@
+"""Equivalence of two parsed answers, cheapest test first.
+
+exact normal form -> exact rational -> numeric with relative tolerance (in
+arbitrary precision, so ``1/2004!`` and ``1/2006!`` stay apart) -> symbolic
+(random-point probing, then ``simplify``) -> structured families: sets and
+lists, tuples and intervals, unions and inequalities, matrices, equations
+(up to a constant factor), functions (variable renaming), percentages,
+multiple-choice letters and text.
+
+`compare_answers` is the worker-process entry point: it may be slow on
+hostile input and must run inside `verifiers.pool.WorkerPool`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+from verifiers.math.normalize import compact
+from verifiers.math.numbers import Num, candidates, numbers_equal
+from verifiers.math.parse import (
+    Choice,
+    Expr,
+    Function,
+    Matrix,
+    Relation,
+    Seq,
+    Text,
+    Union,
+    Value,
+    parse_answer,
+)
+
+EQUAL = "equal"
+NOT_EQUAL = "not_equal"
+UNPARSEABLE = "unparseable"
+
+DEFAULT_TOLERANCE = 1e-6
+_PRECISION = 60  # decimal digits for numeric checks
+_PROBES = 5
+_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z']|_\{?\w+\}?)*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Result of comparing an answer with a reference.
+
+    outcome: ``equal``, ``not_equal`` or ``unparseable`` (the rules cannot
+        decide; a judge may).
+    hard_negative: both sides are numeric constants (or tuples of them) that
+        differ beyond tolerance - no judge should overturn this.
+    method: the family that decided.
+    """
+
+    outcome: str
+    hard_negative: bool = False
+    method: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class _Undecided(Exception):
+    """A comparison met something it cannot evaluate."""
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _as_sympy(value: Value) -> Any:
+    if isinstance(value, Num):
+        return sympy.Rational(value.value.numerator, value.value.denominator)
+    if isinstance(value, Expr):
+        return value.expr
+    raise _Undecided
+
+
+def _numeric(expr: Any) -> Any:
+    value = sympy.N(expr, _PRECISION)
+    if not value.is_number:
+        raise _Undecided
+    return value
+
+
+def _close(x: Any, y: Any, tol: float) -> bool:
+    if x == y:
+        return True
+    if x.has(sympy.zoo, sympy.nan) or y.has(sympy.zoo, sympy.nan):
+        raise _Undecided
+    if x.is_infinite or y.is_infinite:
+        return bool(x == y)
+    diff = abs(sympy.N(x - y, _PRECISION))
+    scale = sympy.Max(abs(x), abs(y))
+    if scale == 0:
+        return bool(diff == 0)
+    return bool(diff <= sympy.Float(tol, _PRECISION) * scale)
+
+
+def _constant(value: Value) -> bool:
+    if isinstance(value, Num):
+        return True
+    if isinstance(value, Expr):
+        expr = value.expr
+        return bool(getattr(expr, "is_number", False)) and not expr.free_symbols
+    if isinstance(value, Seq):
+        return bool(value.items) and all(_constant(item) for item in value.items)
+    return False
+
+
+def _exprs_equal(a: Any, b: Any, tol: float) -> bool:
+    """Equality of two sympy expressions: numeric when constant, else probing."""
+    if not isinstance(a, sympy.Expr) or not isinstance(b, sympy.Expr):
+        if isinstance(a, sympy.Basic) and isinstance(b, sympy.Basic):
+            return bool(a == b)
+        raise _Undecided
+    if a == b:
+        return True
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    if not symbols:
+        return _close(_numeric(a), _numeric(b), tol)
+    if a.free_symbols != b.free_symbols:
+        # Different variables can still cancel (x - x); let probing decide,
+        # but an extra symbol on one side only almost always means unequal.
+        pass
+    rng = random.Random(20240601)
+    valid = 0
+    for _ in range(_PROBES * 3):
+        point = {s: sympy.Rational(rng.randint(3, 97), rng.randint(11, 37)) for s in symbols}
+        try:
+            x = sympy.N(a.subs(point), 30)
+            y = sympy.N(b.subs(point), 30)
+        except (ZeroDivisionError, ValueError, TypeError):
+            continue
+        if not (x.is_number and y.is_number) or x.has(sympy.zoo, sympy.nan, sympy.oo):
+            continue
+        if y.has(sympy.zoo, sympy.nan, sympy.oo):
+            continue
+        if not _close(x, y, max(tol, 1e-12)):
+            return False
+        valid += 1
+        if valid >= _PROBES:
+            return True
+    simplified = sympy.simplify(a - b)
+    if simplified == 0:
+        return True
+    if simplified.is_number:
+        return False
+    raise _Undecided
+
+
+# ---------------------------------------------------------------- structure
+
+
+def _unwrap(value: Value) -> Value:
+    while isinstance(value, Seq) and value.kind == "list" and len(value.items) == 1:
+        value = value.items[0]
+    return value
+
+
+def _relation_value(rel: Relation) -> Value | None:
+    """``x = 5`` -> 5 and ``z = 1 + 1 = 2`` -> 2: the value assigned to a name."""
+    if all(op == "=" for op in rel.ops) and _NAME.match(rel.texts[0].replace(" ", "")):
+        return rel.parts[-1]
+    return None
+
+
+def _to_set(value: Value) -> Any:
+    """A sympy set for intervals, unions and one-variable inequalities."""
+    if isinstance(value, Union):
+        return sympy.Union(*(_to_set(p) for p in value.parts))
+    if isinstance(value, Seq) and value.kind == "bracket" and len(value.items) == 2:
+        lo, hi = (_as_sympy(v) for v in value.items)
+        return sympy.Interval(lo, hi, value.opening == "(", value.closing == ")")
+    if isinstance(value, Relation) and all(op in ("<", "<=", ">", ">=") for op in value.ops):
+        exprs = [_as_sympy(p) for p in value.parts]
+        symbols = set().union(*(e.free_symbols for e in exprs))
+        if len(symbols) != 1:
+            raise _Undecided
+        (symbol,) = symbols
+        ops = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge}
+        result: Any = sympy.S.Reals
+        for left, op, right in zip(exprs, value.ops, exprs[1:], strict=False):
+            condition = ops[op](left, right)
+            result = result.intersect(condition.as_set())
+        return result
+    if isinstance(value, Seq) and value.kind == "set":
+        return sympy.FiniteSet(*(_as_sympy(v) for v in value.items))
+    raise _Undecided
+
+
+def _sets_equal(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    return bool(sympy.simplify(a.symmetric_difference(b)) == sympy.S.EmptySet)
+
+
+def _match_unordered(a: tuple[Value, ...], r: tuple[Value, ...], tol: float) -> bool:
+    if len(a) != len(r):
+        return False
+    remaining = list(r)
+    undecided = False
+    for item in a:
+        for index, candidate in enumerate(remaining):
+            verdict = _equal(item, candidate, tol)
+            if verdict is None:
+                undecided = True
+            elif verdict:
+                del remaining[index]
+                break
+        else:
+            if undecided:
+                raise _Undecided
+            return False
+    return True
+
+
+def _match_ordered(a: tuple[Value, ...], r: tuple[Value, ...], tol: float) -> bool:
+    if len(a) != len(r):
+        return False
+    for x, y in zip(a, r, strict=True):
+        verdict = _equal(x, y, tol)
+        if verdict is None:
+            raise _Undecided
+        if not verdict:
+            return False
+    return True
+
+
+def _relations_equal(a: Relation, r: Relation, tol: float) -> bool:
+    a_eq = all(op == "=" for op in a.ops)
+    r_eq = all(op == "=" for op in r.ops)
+    if a_eq != r_eq:
+        return False
+    if a_eq:
+        if (
+            len(a.parts) > 2 or len(r.parts) > 2 or compact(a.texts[0]) == compact(r.texts[0])
+        ) and _NAME.match(compact(r.texts[0])):
+            if compact(a.texts[0]) != compact(r.texts[0]):
+                return False
+            verdict = _equal(a.parts[-1], r.parts[-1], tol)
+            if verdict is None:
+                raise _Undecided
+            return verdict
+        if len(a.parts) != 2 or len(r.parts) != 2:
+            raise _Undecided
+        da = _as_sympy(a.parts[0]) - _as_sympy(a.parts[1])
+        dr = _as_sympy(r.parts[0]) - _as_sympy(r.parts[1])
+        return _proportional(da, dr, positive=False)
+    try:
+        return _sets_equal(_to_set(a), _to_set(r))
+    except _Undecided:
+        pass
+    if len(a.parts) != 2 or len(r.parts) != 2:
+        raise _Undecided
+
+    # Multi-variable inequality: compare "big - small" up to a positive factor.
+    def oriented(rel: Relation) -> tuple[Any, bool]:
+        left, right = _as_sympy(rel.parts[0]), _as_sympy(rel.parts[1])
+        op = rel.ops[0]
+        strict = op in ("<", ">")
+        return (right - left if op in ("<", "<=") else left - right), strict
+
+    (ea, sa), (er, sr) = oriented(a), oriented(r)
+    return sa == sr and _proportional(ea, er, positive=True)
+
+
+def _proportional(a: Any, b: Any, *, positive: bool) -> bool:
+    """True when a = c * b for a constant c != 0 (c > 0 when `positive`)."""
+    if b == 0:
+        return bool(a == 0)
+    ratio = sympy.simplify(a / b)
+    if ratio.free_symbols:
+        return False
+    ratio = _numeric(ratio)
+    if ratio == 0:
+        return False
+    return bool(ratio > 0) if positive else True
+
+
+def _texts_equal(a: str, b: str) -> bool:
+    def key(s: str) -> str:
+        return re.sub(r"[^0-9a-z]+", "", s.lower())
+
+    return key(a) == key(b) and key(a) != ""
+
+
+def _equal(a: Value, r: Value, tol: float) -> bool | None:
+    """Is answer `a` equivalent to reference `r`? None when undecidable."""
+    try:
+        return _equal_or_raise(_unwrap(a), _unwrap(r), tol)
+    except _Undecided:
+        return None
+    except (TypeError, ValueError, AttributeError, NotImplementedError, ZeroDivisionError):
+        return None
+
+
+def _equal_or_raise(a: Value, r: Value, tol: float) -> bool:
+    if isinstance(a, Function) or isinstance(r, Function):
+        return _functions_equal(a, r, tol)
+    if isinstance(a, Relation) and not isinstance(r, Relation):
+        value = _relation_value(a)
+        if value is not None:
+            return _equal_or_raise(_unwrap(value), r, tol)
+        if isinstance(r, Union | Seq):
+            return _sets_equal(_to_set(a), _to_set(r))
+        return False
+    if isinstance(r, Relation) and not isinstance(a, Relation):
+        value = _relation_value(r)
+        if value is not None:
+            return _equal_or_raise(a, _unwrap(value), tol)
+        if isinstance(a, Union | Seq):
+            return _sets_equal(_to_set(a), _to_set(r))
+        return False
+    if isinstance(a, Relation) and isinstance(r, Relation):
+        return _relations_equal(a, r, tol)
+    if isinstance(a, Num) and isinstance(r, Num):
+        return numbers_equal(a, r, tol)
+    if isinstance(a, Num | Expr) and isinstance(r, Num | Expr):
+        if isinstance(a, Num) and a.percent:
+            return any(_exprs_equal(sympy.Rational(c), _as_sympy(r), tol) for c in candidates(a))
+        return _exprs_equal(_as_sympy(a), _as_sympy(r), tol)
+    if isinstance(r, Union) or isinstance(a, Union):
+        if isinstance(a, Union) and isinstance(r, Union):
+            return _match_unordered(a.parts, r.parts, tol)
+        return _sets_equal(_to_set(a), _to_set(r))
+    if isinstance(a, Seq) and isinstance(r, Seq):
+        return _seqs_equal(a, r, tol)
+    if isinstance(a, Matrix) and isinstance(r, Matrix):
+        if len(a.rows) != len(r.rows):
+            return False
+        return all(_match_ordered(x, y, tol) for x, y in zip(a.rows, r.rows, strict=True))
+    if isinstance(a, Matrix) and isinstance(r, Seq) and len(a.rows[0]) == 1:
+        # a column vector written as a tuple
+        return _match_ordered(tuple(row[0] for row in a.rows), r.items, tol)
+    if isinstance(r, Matrix) and isinstance(a, Seq) and len(r.rows[0]) == 1:
+        return _match_ordered(a.items, tuple(row[0] for row in r.rows), tol)
+    if isinstance(a, Choice) and isinstance(r, Choice):
+        return a.letter == r.letter
+    if isinstance(a, Choice | Text) and isinstance(r, Choice | Text):
+        left = a.letter if isinstance(a, Choice) else a.text
+        right = r.letter if isinstance(r, Choice) else r.text
+        if _texts_equal(left, right):
+            return True
+        if isinstance(a, Text) and isinstance(r, Text):
+            raise _Undecided  # different wording: a judge may know better
+        return False
+    if isinstance(a, Text) or isinstance(r, Text):
+        raise _Undecided
+    return False
+
+
+def _seqs_equal(a: Seq, r: Seq, tol: float) -> bool:
+    if r.kind == "bracket":
+        if a.kind == "bracket" and (a.opening, a.closing) != (r.opening, r.closing):
+            return False
+        if a.kind == "set":
+            return False
+        return _match_ordered(a.items, r.items, tol)
+    if r.kind == "set":
+        if a.kind == "bracket" and len(a.items) == 2 and a.opening != a.closing:
+            return False
+        return _match_unordered(a.items, r.items, tol)
+    # the reference is a bare list of answers: order does not matter
+    if a.kind == "bracket" and (a.opening, a.closing) != ("(", ")"):
+        return False
+    return _match_unordered(a.items, r.items, tol)
+
+
+def _functions_equal(a: Value, r: Value, tol: float) -> bool:
+    if isinstance(a, Function) and isinstance(r, Function):
+        if len(a.variables) != len(r.variables):
+            return False
+        body = a.body
+        if a.variables != r.variables and isinstance(body, Expr):
+            mapping = {
+                sympy.Symbol(x): sympy.Symbol(y)
+                for x, y in zip(a.variables, r.variables, strict=True)
+            }
+            body = Expr(body.expr.xreplace(mapping))
+        return _equal_or_raise(_unwrap(body), _unwrap(r.body), tol)
+    if isinstance(a, Function):
+        return _equal_or_raise(_unwrap(a.body), r, tol)
+    assert isinstance(r, Function)
+    return _equal_or_raise(a, _unwrap(r.body), tol)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def compare_answers(
+    answer: str, reference: str, tolerance: float = DEFAULT_TOLERANCE
+) -> Comparison:
+    """Compare an extracted answer with a reference answer.
+
+    Never raises on model text (unparseable input gives ``unparseable``).
+    May run long on hostile input: call it through a `WorkerPool`.
+    """
+    if compact(answer) == compact(reference) and compact(answer):
+        return Comparison(EQUAL, method="exact")
+    a = parse_answer(answer)
+    r = parse_answer(reference)
+    verdict = _equal(a, r, tolerance)
+    if verdict is None:
+        return Comparison(UNPARSEABLE, method=type(a).__name__.lower())
+    if verdict:
+        return Comparison(EQUAL, method=type(r).__name__.lower())
+    hard = _constant(_unwrap(a)) and _constant(_unwrap(r))
+    return Comparison(NOT_EQUAL, hard_negative=hard, method=type(r).__name__.lower())

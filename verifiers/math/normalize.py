@@ -1,0 +1,163 @@
+"""Canonical text form of a math answer.
+
+`normalize_answer` is cheap, pure string work (no sympy), idempotent, and is
+what the exact fast path and the cache key use: two answers with the same
+normal form are equal without any parsing.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WRAPPERS = (
+    "text",
+    "textbf",
+    "textit",
+    "textrm",
+    "mathrm",
+    "mathbf",
+    "mathit",
+    "mathsf",
+    "mathtt",
+    "boldsymbol",
+    "mbox",
+    "operatorname",
+    "displaystyle",
+    "hbox",
+)
+_SPACING = re.compile(r"\\(?:[,;:! ]|quad|qquad|enspace|thinspace|medspace|thickspace)")
+_SIZING = re.compile(
+    r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![a-zA-Z])"
+)
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree(?![a-zA-Z])|\\circ(?![a-zA-Z])")
+_FRAC_SHORT = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_FRAC_HALF_SHORT = re.compile(r"\\frac\s*\{([^{}]*)\}\s*(\d)")
+_FRAC_FIRST_SHORT = re.compile(r"\\frac\s*(\d)\s*\{")
+_SQRT_SHORT = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
+_SPACES = re.compile(r"\s+")
+_FRAC_ALIASES = re.compile(r"\\[dt]frac(?![a-zA-Z])")
+_BINOM_ALIASES = re.compile(r"\\[dt]binom(?![a-zA-Z])")
+_WORD_OPS = (
+    ("\\leqslant", "\\le"),
+    ("\\geqslant", "\\ge"),
+    ("\\leq", "\\le"),
+    ("\\geq", "\\ge"),
+    ("\\neq", "\\ne"),
+    ("≤", "\\le"),
+    ("≥", "\\ge"),
+    ("≠", "\\ne"),
+    ("<=", "\\le"),
+    (">=", "\\ge"),
+    ("\\lt", "<"),
+    ("\\gt", ">"),
+    ("−", "-"),
+    ("\\infty", "\\infty"),
+    ("∞", "\\infty"),
+    ("\\lbrace", "\\{"),
+    ("\\rbrace", "\\}"),
+    ("\\lbrack", "["),
+    ("\\rbrack", "]"),
+    ("\\emptyset", "\\varnothing"),
+    ("×", "\\times"),
+    ("·", "\\cdot"),
+    ("π", "\\pi"),
+    ("√", "\\sqrt"),
+)
+
+
+def _matching_brace(text: str, open_index: int) -> int:
+    depth = 0
+    i = open_index
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+def unwrap_commands(text: str, names: tuple[str, ...] = _WRAPPERS) -> str:
+    """Replace ``\\name{content}`` by ``content`` for each formatting command."""
+    out: list[str] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        if text[i] == "\\":
+            j = i + 1
+            while j < n and text[j].isalpha():
+                j += 1
+            name = text[i + 1 : j]
+            if name in names:
+                k = j
+                while k < n and text[k] == " ":
+                    k += 1
+                if k < n and text[k] == "{":
+                    end = _matching_brace(text, k)
+                    if end > 0:
+                        # Recurse on the content; keep a space so words stay apart.
+                        out.append(unwrap_commands(text[k + 1 : end], names))
+                        i = end + 1
+                        continue
+                if name == "displaystyle":
+                    i = j
+                    continue
+            out.append(text[i:j] if j > i + 1 else text[i : i + 2])
+            i = j if j > i + 1 else i + 2
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def normalize_answer(answer: str) -> str:
+    """Canonical form of an answer string. Pure, idempotent, never raises.
+
+    Removes presentation-only LaTeX (``\\left``, spacing, ``\\text{}``-style
+    wrappers, ``$``), unifies operator spellings (``\\leq`` -> ``\\le``,
+    ``\\dfrac`` -> ``\\frac``), drops degree marks, expands ``\\frac12`` and
+    ``\\sqrt2``, collapses whitespace and a trailing period.
+    """
+    current = answer
+    for _ in range(4):  # rewrites can expose one another; stop at a fixed point
+        following = _normalize_once(current)
+        if following == current:
+            break
+        current = following
+    return current
+
+
+def _normalize_once(answer: str) -> str:
+    s = answer.strip()
+    if not s:
+        return ""
+    s = s.replace("\\$", "").replace("$", "")
+    s = s.replace("\\%", "%")
+    s = _SPACING.sub(" ", s)
+    s = s.replace("~", " ")
+    s = _SIZING.sub("", s)
+    s = unwrap_commands(s)
+    s = _FRAC_ALIASES.sub(r"\\frac", s)
+    s = _BINOM_ALIASES.sub(r"\\binom", s)
+    for old, new in _WORD_OPS:
+        s = s.replace(old, new)
+    s = _DEGREES.sub("", s)
+    s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_HALF_SHORT.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_FIRST_SHORT.sub(r"\\frac{\1}{", s)
+    s = _SQRT_SHORT.sub(r"\\sqrt{\1}", s)
+    s = _SPACES.sub(" ", s).strip()
+    while s.endswith(".") or s.endswith("\\"):
+        s = s[:-1].rstrip()
+    return s
+
+
+def compact(answer: str) -> str:
+    """Normal form with all spaces removed (for exact comparison)."""
+    return normalize_answer(answer).replace(" ", "")

@@ -1,0 +1,59 @@
+"""Entry point of one `verifiers.pool.WorkerPool` worker process.
+
+Run as ``python -m verifiers.pool_worker FD MEMORY_LIMIT [MODULE ...]``: FD is
+one end of a socket pair speaking `multiprocessing.connection` framing.
+Receives ``(fn, args)``, replies ``(ok, value_or_error)``; ``None`` stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import multiprocessing.connection
+import resource
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection, memory_limit: int | None, preload: Sequence[str]
+) -> None:
+    """Loop of one worker process: receive (fn, args), send back an outcome."""
+    if memory_limit:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for name in preload:
+        importlib.import_module(name)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        fn, args = message
+        try:
+            reply: tuple[bool, Any] = (True, fn(*args))
+        except MemoryError:
+            reply = (False, "memory")
+        except RecursionError:
+            reply = (False, "exception:RecursionError")
+        except Exception as exc:
+            reply = (False, f"exception:{type(exc).__name__}: {str(exc)[:200]}")
+        try:
+            conn.send(reply)
+        except Exception as exc:  # unpicklable result
+            conn.send((False, f"exception:{type(exc).__name__}: {str(exc)[:200]}"))
+
+
+def main(argv: list[str]) -> None:
+    fd, memory_limit, *preload = argv
+    conn = multiprocessing.connection.Connection(int(fd))
+    _worker_main(conn, int(memory_limit) or None, preload)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
