@@ -1,0 +1,309 @@
+"""The FastAPI application: factory, lifespan, middleware and routes.
+
+Handlers are thin: validate limits, call `VerificationService`, return wire
+models. Bad input gets a 4xx with a clear message (422 for malformed or
+invalid bodies, 413 for oversized ones, 401 for missing keys).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import metrics
+from service.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ComponentState,
+    ErrorResponse,
+    HealthResponse,
+    ReadyResponse,
+    VerifyItem,
+    VerifyResult,
+)
+from service.settings import Settings
+from service.verification import VerificationService
+from verifiers.verdict import VERIFIER_VERSION
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class ApiError(Exception):
+    """An error that becomes a 4xx `ErrorResponse`."""
+
+    def __init__(self, status: int, error: str, message: str, detail: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.detail = status, error, message, detail
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, without reading them whole."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._reject(send)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        body = ErrorResponse(
+            error="payload_too_large",
+            message=f"request body exceeds {self.max_bytes} bytes",
+        ).model_dump_json()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+def _error_response(status: int, error: str, message: str, detail: Any = None) -> JSONResponse:
+    body = ErrorResponse(error=error, message=message, detail=detail)
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = []
+    for err in exc.errors():
+        location = ".".join(str(part) for part in err.get("loc", ()))
+        errors.append({"field": location, "message": err.get("msg", ""), "type": err.get("type")})
+    if any(e["type"] == "json_invalid" for e in errors):
+        return "malformed JSON body: " + "; ".join(e["message"] for e in errors[:1]), errors
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return summary or "invalid request", errors
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; the lifespan owns pools and connections."""
+    settings = settings or Settings()
+    service = VerificationService(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.close()
+
+    app = FastAPI(
+        title="rlvr-verifier",
+        version=VERIFIER_VERSION,
+        description=(
+            "Answer verification for RL training: guards, symbolic math, a code sandbox and "
+            "an LLM judge, with a cache and online error-rate estimates."
+        ),
+        lifespan=lifespan,
+        responses={
+            401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
+            413: {"model": ErrorResponse, "description": "Body or item over the limits."},
+            422: {"model": ErrorResponse, "description": "Malformed JSON or invalid fields."},
+        },
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        began = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        metrics.HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        metrics.HTTP_LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - began)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        summary, errors = _describe_validation(exc)
+        return _error_response(422, "validation_error", summary, errors)
+
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc.status, exc.error, exc.message, exc.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error_response(exc.status_code, "http_error", str(exc.detail))
+
+    keys = settings.api_key_set
+
+    async def require_key(request: Request) -> None:
+        if not keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not any(
+            hmac.compare_digest(token.strip().encode(), k.encode()) for k in keys
+        ):
+            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <key>' is required")
+
+    def check_item_sizes(items: list[VerifyItem]) -> None:
+        limit = settings.max_response_bytes
+        for index, item in enumerate(items):
+            for name in ("response", "reference", "question"):
+                value = getattr(item, name)
+                if value is not None and len(value) > limit:
+                    raise ApiError(
+                        413,
+                        "item_too_large",
+                        f"items[{index}].{name} is {len(value)} characters; the limit is {limit}",
+                        {"index": index, "field": name, "limit": limit},
+                    )
+
+    secured = [Depends(require_key)]
+
+    @app.post(
+        "/v1/verify",
+        response_model=VerifyResult,
+        dependencies=secured,
+        summary="Verify one item",
+        tags=["verify"],
+    )
+    async def verify(item: VerifyItem) -> VerifyResult:
+        check_item_sizes([item])
+        (result,) = await service.verify_items([item], "verify")
+        return result
+
+    @app.post(
+        "/v1/verify/batch",
+        response_model=BatchResponse,
+        dependencies=secured,
+        summary="Verify many items (results in input order)",
+        tags=["verify"],
+    )
+    async def verify_batch(batch: BatchRequest) -> BatchResponse:
+        if len(batch.items) > settings.max_batch_items:
+            raise ApiError(
+                413,
+                "batch_too_large",
+                f"{len(batch.items)} items; the limit is {settings.max_batch_items} "
+                "(use /v1/jobs for larger work)",
+                {"limit": settings.max_batch_items},
+            )
+        check_item_sizes(batch.items)
+        return BatchResponse(results=await service.verify_items(batch.items, "batch"))
+
+    @app.get("/healthz", response_model=HealthResponse, tags=["ops"], summary="Liveness")
+    async def healthz() -> HealthResponse:
+        return HealthResponse(status="ok", version=VERIFIER_VERSION)
+
+    @app.get(
+        "/readyz",
+        response_model=ReadyResponse,
+        tags=["ops"],
+        summary="Readiness",
+        responses={503: {"model": ReadyResponse, "description": "Not ready."}},
+    )
+    async def readyz() -> JSONResponse:
+        report = await readiness(service)
+        return JSONResponse(report.model_dump(), status_code=200 if report.ready else 503)
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint() -> Response:
+        service.update_saturation()
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+async def readiness(service: VerificationService) -> ReadyResponse:
+    """Workers decide readiness; cache, judge and sandbox only degrade it."""
+    components: dict[str, ComponentState] = {}
+    pool = service.pool
+    components["workers"] = ComponentState(
+        status="up" if pool.alive else "down",
+        detail={
+            "workers": pool.size,
+            "busy": pool.busy_workers,
+            "queue_depth": pool.queue_depth,
+            "restarts": dict(pool.restarts),
+        },
+    )
+    cache_state = service.cache.state
+    components["cache"] = ComponentState(
+        status="disabled" if cache_state == "disabled" else cache_state,  # type: ignore[arg-type]
+        detail=service.cache.describe(),
+    )
+    if service.judge is None:
+        components["judge"] = ComponentState(status="disabled", detail={"reason": "no judge URL"})
+    else:
+        health = await service.judge.health()
+        up = health.get("reachable") and health.get("state") != "open"
+        components["judge"] = ComponentState(status="up" if up else "down", detail=health)
+    ok, why = service.code_status
+    components["sandbox"] = ComponentState(
+        status="up" if ok else "down", detail={"detail": why, **_languages()}
+    )
+    ready = components["workers"].status == "up"
+    degraded = any(c.status == "down" for name, c in components.items() if name != "workers")
+    status = "unavailable" if not ready else ("degraded" if degraded else "ok")
+    return ReadyResponse(ready=ready, status=status, components=components)
+
+
+def _languages() -> dict[str, Any]:
+    try:
+        from verifiers.code import supported_languages
+    except ImportError:
+        return {"languages": []}
+    return {"languages": supported_languages()}

@@ -1,0 +1,217 @@
+"""Verdict cache: an in-process LRU in front of Redis, with single-flight.
+
+Redis is optional (empty URL = in-process only). When it is configured but
+down, the cache degrades to the LRU, logs once, reports ``down`` (metric and
+`/readyz`), and retries every `retry_s` seconds until Redis answers again.
+Timeouts and infrastructure errors are never cached (`Verdict.cacheable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from service import metrics
+from verifiers.verdict import Verdict
+
+log = logging.getLogger("rlvr_verifier.cache")
+
+
+class LRU:
+    """A size- and age-bounded mapping (not thread-safe; used from one event loop)."""
+
+    def __init__(self, max_entries: int, ttl_s: float) -> None:
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self._data: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()
+
+    def get(self, key: str) -> Verdict | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        expires, verdict = entry
+        if expires < time.monotonic():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return verdict
+
+    def put(self, key: str, verdict: Verdict) -> None:
+        if self.max_entries <= 0:
+            return
+        self._data[key] = (time.monotonic() + self.ttl_s, verdict)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class VerdictCache:
+    """Two-level verdict cache keyed by `verifiers.cascade.Plan.key`."""
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 200_000,
+        ttl_s: int = 7 * 24 * 3600,
+        redis_url: str = "",
+        prefix: str = "rlvr:",
+        retry_s: float = 5.0,
+    ) -> None:
+        self.lru = LRU(max_entries, ttl_s)
+        self.ttl_s = ttl_s
+        self.redis_url = redis_url
+        self.prefix = prefix + "verdict:"
+        self.retry_s = retry_s
+        self._redis: aioredis.Redis | None = None
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._last_error = ""
+        self._inflight: dict[str, asyncio.Future[Verdict]] = {}
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        if not self.redis_url:
+            metrics.CACHE_BACKEND_UP.set(1)
+            return
+        self._redis = aioredis.Redis.from_url(
+            self.redis_url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            health_check_interval=10,
+        )
+        try:
+            await self._redis.ping()
+            self._mark_up()
+        except (RedisError, OSError) as exc:
+            self._mark_down("connect", exc)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+    # ------------------------------------------------------------ state
+    @property
+    def state(self) -> str:
+        """``disabled`` (no Redis configured), ``up`` or ``down``."""
+        if not self.redis_url:
+            return "disabled"
+        return "down" if self._down_since is not None else "up"
+
+    def describe(self) -> dict[str, object]:
+        info: dict[str, object] = {"backend": "redis" if self.redis_url else "memory"}
+        info["lru_entries"] = len(self.lru)
+        if self._down_since is not None:
+            info["down_for_s"] = round(time.monotonic() - self._down_since, 1)
+            info["last_error"] = self._last_error
+        return info
+
+    def _mark_down(self, operation: str, exc: BaseException) -> None:
+        metrics.CACHE_ERRORS.labels(operation).inc()
+        self._retry_at = time.monotonic() + self.retry_s
+        self._last_error = f"{type(exc).__name__}: {exc}"[:200]
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            metrics.CACHE_BACKEND_UP.set(0)
+            log.warning(
+                "redis unavailable, serving from the in-process cache: %s", self._last_error
+            )
+
+    def _mark_up(self) -> None:
+        if self._down_since is not None:
+            log.warning("redis is back after %.1f s", time.monotonic() - self._down_since)
+        self._down_since = None
+        metrics.CACHE_BACKEND_UP.set(1)
+
+    def _redis_usable(self) -> aioredis.Redis | None:
+        if self._redis is None:
+            return None
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            return None
+        return self._redis
+
+    # ------------------------------------------------------------ get / put
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Verdict]:
+        """Cached verdicts for the keys that have one (LRU, then one Redis MGET)."""
+        found: dict[str, Verdict] = {}
+        missing: list[str] = []
+        for key in dict.fromkeys(keys):
+            verdict = self.lru.get(key)
+            if verdict is not None:
+                found[key] = verdict
+            else:
+                missing.append(key)
+        metrics.CACHE_REQUESTS.labels("memory", "hit").inc(len(found))
+        metrics.CACHE_REQUESTS.labels("memory", "miss").inc(len(missing))
+        client = self._redis_usable()
+        if not missing or client is None:
+            return found
+        try:
+            values = await client.mget([self.prefix + k for k in missing])
+            self._mark_up()
+        except (RedisError, OSError) as exc:
+            self._mark_down("get", exc)
+            return found
+        hits = 0
+        for key, raw in zip(missing, values, strict=True):
+            if raw is None:
+                continue
+            try:
+                verdict = Verdict.from_dict(orjson.loads(raw))
+            except (ValueError, KeyError, TypeError):
+                continue
+            found[key] = verdict
+            self.lru.put(key, verdict)
+            hits += 1
+        metrics.CACHE_REQUESTS.labels("redis", "hit").inc(hits)
+        metrics.CACHE_REQUESTS.labels("redis", "miss").inc(len(missing) - hits)
+        return found
+
+    async def put_many(self, entries: dict[str, Verdict]) -> None:
+        """Store cacheable verdicts (LRU, then one pipelined Redis write)."""
+        storable = {k: v for k, v in entries.items() if v.cacheable}
+        for key, verdict in storable.items():
+            self.lru.put(key, verdict)
+        client = self._redis_usable()
+        if not storable or client is None:
+            return
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                for key, verdict in storable.items():
+                    pipe.set(self.prefix + key, orjson.dumps(verdict.to_dict()), ex=self.ttl_s)
+                await pipe.execute()
+            self._mark_up()
+        except (RedisError, OSError) as exc:
+            self._mark_down("set", exc)
+
+    async def single_flight(
+        self, key: str, compute: Callable[[], Awaitable[Verdict]]
+    ) -> tuple[Verdict, bool]:
+        """Run `compute` once per key at a time; concurrent callers share it.
+
+        Returns (verdict, shared) where `shared` says another caller computed it.
+        """
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running), True
+        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            verdict = await compute()
+            future.set_result(verdict)
+            return verdict, False
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            del self._inflight[key]

@@ -1,0 +1,202 @@
+"""``rlvr-verifier``: the same verbs as the API, for people.
+
+rlvr-verifier serve [--host H] [--port P]
+rlvr-verifier verify --response R --reference G
+rlvr-verifier eval FILE.jsonl [--json] [--no-judge] [--out results.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+EVAL_CHUNK = 256
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        workers=args.workers,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _make_service(no_judge: bool) -> Any:
+    from service.settings import Settings
+    from service.verification import VerificationService
+
+    overrides: dict[str, Any] = {"judge_url": ""} if no_judge else {}
+    return VerificationService(Settings(**overrides))
+
+
+async def _verify_one(args: argparse.Namespace) -> dict[str, Any]:
+    from service.schemas import VerifyItem, VerifyOptions
+
+    service = _make_service(args.no_judge)
+    await service.start()
+    try:
+        item = VerifyItem(
+            response=args.response,
+            reference=args.reference,
+            question=args.question,
+            task=args.task,
+            options=VerifyOptions(judge=args.judge),
+        )
+        (result,) = await service.verify_items([item], "cli")
+        return result.model_dump()
+    finally:
+        await service.close()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    result = asyncio.run(_verify_one(args))
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                yield number, json.loads(line)
+
+
+async def _evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from service.schemas import VerifyItem
+
+    rows = list(_read_jsonl(Path(args.file)))
+    items: list[VerifyItem] = []
+    expected: list[bool | None] = []
+    for number, row in rows:
+        try:
+            items.append(
+                VerifyItem(
+                    id=str(row.get("id", number)),
+                    response=str(row["response"]),
+                    reference=str(row.get("reference", "")),
+                    question=row.get("question"),
+                    task=row.get("task", "auto"),
+                    tests=row.get("tests"),
+                )
+            )
+        except (KeyError, ValidationError) as exc:
+            raise SystemExit(f"{args.file}:{number}: invalid line: {exc}") from exc
+        value = row.get("expected")
+        expected.append(None if value is None else bool(value))
+
+    service = _make_service(args.no_judge)
+    await service.start()
+    started = time.perf_counter()
+    results = []
+    try:
+        with tqdm(
+            total=len(items),
+            file=sys.stderr,
+            disable=args.json and not sys.stderr.isatty(),
+            unit="item",
+        ) as bar:
+            for offset in range(0, len(items), EVAL_CHUNK):
+                chunk = items[offset : offset + EVAL_CHUNK]
+                results.extend(await service.verify_items(chunk, "cli"))
+                bar.update(len(chunk))
+    finally:
+        await service.close()
+    seconds = time.perf_counter() - started
+
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            for result, want in zip(results, expected, strict=True):
+                out.write(json.dumps({**result.model_dump(), "expected": want}) + "\n")
+
+    labelled = [(r, e) for r, e in zip(results, expected, strict=True) if e is not None]
+    positives = [r for r, e in labelled if e]
+    negatives = [r for r, e in labelled if not e]
+    right = sum(1 for r, e in labelled if (r.correct is True) == e)
+    return {
+        "n": len(results),
+        "labelled": len(labelled),
+        "accuracy": right / len(labelled) if labelled else None,
+        "false_negative_rate": (
+            sum(1 for r in positives if r.correct is not True) / len(positives)
+            if positives
+            else None
+        ),
+        "false_positive_rate": (
+            sum(1 for r in negatives if r.correct is True) / len(negatives) if negatives else None
+        ),
+        "abstain_rate": sum(1 for r in results if r.correct is None) / len(results)
+        if results
+        else 0.0,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _eval(args: argparse.Namespace) -> int:
+    report = asyncio.run(_evaluate(args))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else value
+            print(f"{key:>20}: {shown}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rlvr-verifier",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    serve = verbs.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    verify = verbs.add_parser("verify", help="verify one response, print the verdict as JSON")
+    verify.add_argument("--response", required=True)
+    verify.add_argument("--reference", required=True)
+    verify.add_argument("--question")
+    verify.add_argument("--task", default="auto", choices=["auto", "math", "code", "judge"])
+    verify.add_argument("--judge", choices=["off", "fallback", "appeal", "always"])
+    verify.add_argument("--no-judge", action="store_true", help="ignore VERIFIER_JUDGE_URL")
+    verify.set_defaults(run=_verify)
+
+    evaluate = verbs.add_parser("eval", help="accuracy / FN / FP on a labelled JSONL file")
+    evaluate.add_argument("file", help="lines of {response, reference, expected, question?, task?}")
+    evaluate.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    evaluate.add_argument("--no-judge", action="store_true", help="rules only")
+    evaluate.add_argument("--out", help="write per-line results here (JSONL)")
+    evaluate.set_defaults(run=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Prometheus metrics: one prefix (``verifier_``), base units, low-cardinality labels.
+
+Under several uvicorn worker processes set ``PROMETHEUS_MULTIPROC_DIR``;
+`render` then aggregates across processes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+# Buckets that reach 60 s: sympy deadlines, sandbox runs and judge calls live there.
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+)
+
+HTTP_REQUESTS = Counter(
+    "verifier_http_requests_total", "HTTP requests.", ["endpoint", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "verifier_http_request_duration_seconds",
+    "HTTP request latency.",
+    ["endpoint", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+ITEMS = Counter("verifier_items_total", "Items verified.", ["endpoint"])
+VERDICTS = Counter(
+    "verifier_verdicts_total",
+    "Verdicts by deciding stage and reason.",
+    ["stage", "reason", "correct"],
+)
+STAGE_LATENCY = Histogram(
+    "verifier_stage_duration_seconds",
+    "Time spent computing a verdict (cache misses only), by stage.",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+GUARD_FLAGS = Counter("verifier_guard_flags_total", "Guard flags raised.", ["flag"])
+CACHE_REQUESTS = Counter(
+    "verifier_cache_requests_total", "Cache look-ups by layer and result.", ["layer", "result"]
+)
+CACHE_BACKEND_UP = Gauge(
+    "verifier_cache_backend_up", "1 when Redis answers (or is not configured)."
+)
+CACHE_ERRORS = Counter("verifier_cache_errors_total", "Redis errors.", ["operation"])
+INFLIGHT_ITEMS = Gauge("verifier_inflight_items", "Items being verified right now.")
+POOL_QUEUE = Gauge("verifier_pool_queue_depth", "Tasks waiting for a math worker.")
+POOL_BUSY = Gauge("verifier_pool_busy_workers", "Math workers running a task.")
+POOL_WORKERS = Gauge("verifier_pool_workers", "Math worker processes.")
+POOL_RESTARTS = Counter(
+    "verifier_pool_worker_restarts_total", "Math workers replaced, by reason.", ["reason"]
+)
+BUILD_INFO = Info("verifier_build", "Verifier and judge prompt versions.")
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text (multiprocess-aware) and its content type."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

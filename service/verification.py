@@ -1,0 +1,206 @@
+"""Wiring of the library to the network: plan -> cache -> execute -> result.
+
+`VerificationService` owns the worker pool, the cascade, the cache and the
+optional judge and sandbox; route handlers call `verify_items` and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+from service import metrics
+from service.cache import VerdictCache
+from service.schemas import VerifyItem, VerifyResult
+from service.settings import Settings
+from verifiers.cascade import Cascade, CodeRunner, JudgeCall, Plan, VerifyRequest
+from verifiers.pool import WorkerPool
+from verifiers.verdict import VERIFIER_VERSION, Verdict
+
+log = logging.getLogger("rlvr_verifier.service")
+
+#: Batches larger than this are planned in a thread so the event loop keeps serving.
+_PLAN_IN_THREAD = 64
+
+
+class VerificationService:
+    """Everything a request needs, created once per process by the lifespan."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool = WorkerPool(
+            settings.worker_count,
+            task_timeout=settings.math_timeout_s,
+            memory_limit_bytes=settings.worker_memory_mb * 1024 * 1024,
+            preload=("verifiers.math.compare",),
+        )
+        self.pool.on_restart = lambda reason: metrics.POOL_RESTARTS.labels(reason).inc()
+        self.cache = VerdictCache(
+            max_entries=settings.cache_max_entries,
+            ttl_s=settings.cache_ttl_s,
+            redis_url=settings.redis_url,
+            prefix=settings.redis_prefix,
+            retry_s=settings.redis_retry_s,
+        )
+        self.code: CodeRunner | None = None
+        self.code_status: tuple[bool, str] = (False, "not started")
+        self.judge: Any = None
+        self.cascade = Cascade(self.pool, math_timeout_s=settings.math_timeout_s)
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.pool.start()
+        metrics.POOL_WORKERS.set(self.pool.size)
+        await self.cache.start()
+        self.code, self.code_status = _make_code_runner(self.settings)
+        judge_call, judge_version = await self._make_judge()
+        self.cascade = Cascade(
+            self.pool,
+            code=self.code,
+            judge=judge_call,
+            judge_version=judge_version,
+            default_judge_mode=self.settings.judge_default_mode if judge_call else "off",
+            math_timeout_s=self.settings.math_timeout_s,
+        )
+        metrics.BUILD_INFO.info({"version": VERIFIER_VERSION, "prompt_version": judge_version})
+
+    async def _make_judge(self) -> tuple[JudgeCall | None, str]:
+        """The judge call, when a judge URL is configured (wired in `service.judge`)."""
+        if not self.settings.judge_urls:
+            return None, ""
+        from service.judge import make_judge
+
+        self.judge, call, version = make_judge(self.settings)
+        return call, version
+
+    async def close(self) -> None:
+        await self.cache.close()
+        if self.judge is not None:
+            await self.judge.aclose()
+        await asyncio.to_thread(self.pool.close)
+
+    # ------------------------------------------------------------ verify
+    def to_request(self, item: VerifyItem) -> VerifyRequest:
+        options = item.options
+        return VerifyRequest(
+            response=item.response,
+            reference=item.reference,
+            task=item.task,
+            question=item.question,
+            tests=item.tests,
+            language=item.language,
+            judge=options.judge,
+            tolerance=options.tolerance,
+            timeout_s=options.timeout_s,
+            all_or_nothing=options.all_or_nothing,
+            domain=item.domain,
+        )
+
+    async def verify_items(self, items: list[VerifyItem], endpoint: str) -> list[VerifyResult]:
+        """Verify items; results in input order; identical work computed once."""
+        started = time.perf_counter()
+        metrics.INFLIGHT_ITEMS.inc(len(items))
+        try:
+            requests = [self.to_request(item) for item in items]
+            if len(requests) > _PLAN_IN_THREAD:
+                plans = await asyncio.to_thread(lambda: [self.cascade.plan(r) for r in requests])
+            else:
+                plans = [self.cascade.plan(r) for r in requests]
+            planned = time.perf_counter()
+            verdicts, cached_keys, finished = await self._resolve(plans, started)
+        finally:
+            metrics.INFLIGHT_ITEMS.dec(len(items))
+        metrics.ITEMS.labels(endpoint).inc(len(items))
+        results = []
+        for item, plan in zip(items, plans, strict=True):
+            if plan.key is None:
+                assert plan.verdict is not None
+                verdict = plan.verdict.with_flags(*plan.flags) if plan.flags else plan.verdict
+                done = planned
+                cached = False
+            else:
+                verdict = verdicts[plan.key]
+                done = finished.get(plan.key, started)
+                cached = plan.key in cached_keys
+            self._observe(verdict)
+            results.append(_result(item, verdict, cached, (done - started) * 1000))
+        return results
+
+    async def _resolve(
+        self, plans: list[Plan], started: float
+    ) -> tuple[dict[str, Verdict], set[str], dict[str, float]]:
+        unique = {plan.key: plan for plan in plans if plan.key is not None}
+        if not unique:
+            return {}, set(), {}
+        verdicts = await self.cache.get_many(unique)
+        cached_keys = set(verdicts)
+        now = time.perf_counter()
+        finished = dict.fromkeys(cached_keys, now)
+        to_compute = [(key, plan) for key, plan in unique.items() if key not in verdicts]
+        if to_compute:
+            outcomes = await asyncio.gather(*(self._compute(k, p) for k, p in to_compute))
+            fresh = {}
+            for (key, _), (verdict, shared, done) in zip(to_compute, outcomes, strict=True):
+                verdicts[key] = verdict
+                finished[key] = done
+                if shared:
+                    cached_keys.add(key)
+                else:
+                    fresh[key] = verdict
+            await self.cache.put_many(fresh)
+        return verdicts, cached_keys, finished
+
+    async def _compute(self, key: str, plan: Plan) -> tuple[Verdict, bool, float]:
+        async def run() -> Verdict:
+            began = time.perf_counter()
+            verdict = await self.cascade.execute(plan)
+            metrics.STAGE_LATENCY.labels(verdict.stage).observe(time.perf_counter() - began)
+            return verdict
+
+        verdict, shared = await self.cache.single_flight(key, run)
+        return verdict, shared, time.perf_counter()
+
+    @staticmethod
+    def _observe(verdict: Verdict) -> None:
+        correct = "abstain" if verdict.correct is None else str(verdict.correct).lower()
+        metrics.VERDICTS.labels(verdict.stage, verdict.reason, correct).inc()
+        for flag in verdict.flags:
+            metrics.GUARD_FLAGS.labels(flag).inc()
+
+    # ------------------------------------------------------------ readiness
+    def update_saturation(self) -> None:
+        metrics.POOL_QUEUE.set(self.pool.queue_depth)
+        metrics.POOL_BUSY.set(self.pool.busy_workers)
+
+
+def _result(item: VerifyItem, verdict: Verdict, cached: bool, latency_ms: float) -> VerifyResult:
+    return VerifyResult(
+        id=item.id or uuid.uuid4().hex,
+        correct=verdict.correct,
+        reward=verdict.reward,
+        stage=verdict.stage,
+        reason=verdict.reason,
+        cached=cached,
+        extracted_answer=verdict.extracted_answer,
+        confidence=verdict.confidence,
+        flags=list(verdict.flags),
+        latency_ms=round(latency_ms, 3),
+        detail=verdict.detail,
+    )
+
+
+def _make_code_runner(settings: Settings) -> tuple[CodeRunner | None, tuple[bool, str]]:
+    """The sandboxed code stage, or None with the reason it is unavailable."""
+    try:
+        from verifiers.code import CodeVerifier, sandbox_available
+    except ImportError as exc:  # the code stage is optional at import time
+        return None, (False, f"code stage not installed: {exc}")
+    available = sandbox_available()
+    runner = CodeVerifier(
+        max_concurrency=settings.code_concurrency or None,
+        allow_unconfined=settings.allow_unconfined_code,
+    )
+    return runner, available

@@ -1,0 +1,258 @@
+"""The cascade policy, in one place, readable top to bottom.
+
+    request -> guards -> [tests present] -> code sandbox ------------> verdict
+                      -> [else] -> extract answer -> math equivalence
+                                      equal        -> correct (final)
+                                      not equal    -> incorrect; may be appealed to the judge
+                                      unparseable  -> judge fallback
+                      -> judge (guarded, one constrained token) -> verdict
+
+Two phases so a caller can put a cache between them:
+
+* `Cascade.plan` is cheap and pure (guards, extraction, normalisation, the
+  sympy-free fast path). It either decides (`Plan.verdict`) or names the
+  expensive work and its cache key (`Plan.key`).
+* `Cascade.execute` does the expensive work: sympy in the worker pool, code
+  in the sandbox, the judge over the network. It never raises: failures come
+  back as abstain verdicts with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from verifiers.math import (
+    DEFAULT_TOLERANCE,
+    MathItem,
+    compare_task,
+    fast_compare,
+    prepare_math,
+    verdict_from_outcome,
+)
+from verifiers.pool import WorkerPool
+from verifiers.verdict import VERIFIER_VERSION, Reason, Stage, Verdict
+
+JudgeMode = Literal["off", "fallback", "appeal", "always"]
+Task = Literal["auto", "math", "code", "judge"]
+
+
+class CodeRunner(Protocol):
+    """The code stage (`verifiers.code.CodeVerifier`). Synchronous."""
+
+    def verify(
+        self,
+        response: str,
+        tests: dict[str, Any],
+        language: str | None = None,
+        *,
+        all_or_nothing: bool = False,
+    ) -> Verdict: ...
+
+
+#: The judge stage: (reference, extracted answer, question, domain) -> verdict.
+JudgeCall = Callable[[str, str, str | None, str], Awaitable[Verdict]]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyRequest:
+    """One (response, reference) pair and how to verify it."""
+
+    response: str
+    reference: str = ""
+    task: Task = "auto"
+    question: str | None = None
+    tests: dict[str, Any] | None = None
+    language: str | None = None
+    judge: JudgeMode | None = None  # None: the cascade's default
+    tolerance: float = DEFAULT_TOLERANCE
+    timeout_s: float | None = None
+    all_or_nothing: bool = False
+    domain: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What `Cascade.plan` found out cheaply.
+
+    route: ``done`` (verdict already known), ``math``, ``code`` or ``judge``.
+    key: cache key of the expensive part (None when nothing is to be cached).
+    """
+
+    request: VerifyRequest
+    route: str
+    judge_mode: JudgeMode
+    verdict: Verdict | None = None
+    key: str | None = None
+    math: MathItem | None = None
+    flags: tuple[str, ...] = field(default=())
+
+
+def _digest(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Cascade:
+    """Guards -> math or code -> judge, with the policy of DESIGN.md."""
+
+    def __init__(
+        self,
+        pool: WorkerPool,
+        *,
+        code: CodeRunner | None = None,
+        judge: JudgeCall | None = None,
+        judge_version: str = "",
+        default_judge_mode: JudgeMode | None = None,
+        math_timeout_s: float = 5.0,
+    ) -> None:
+        self.pool = pool
+        self.code = code
+        self.judge = judge
+        self.judge_version = judge_version
+        self.default_judge_mode: JudgeMode = default_judge_mode or (
+            "fallback" if judge is not None else "off"
+        )
+        self.math_timeout_s = math_timeout_s
+
+    # ------------------------------------------------------------------ plan
+    def plan(self, request: VerifyRequest) -> Plan:
+        """Cheap, pure first phase. Never raises on model text."""
+        mode: JudgeMode = request.judge or self.default_judge_mode
+        if self.judge is None:
+            mode = "off"
+        task = request.task
+        if task == "auto":
+            task = "code" if request.tests is not None else "math"
+
+        if task == "code":
+            key = _digest(
+                Stage.CODE,
+                VERIFIER_VERSION,
+                request.response,
+                request.tests,
+                request.language,
+                request.all_or_nothing,
+            )
+            return Plan(request, "code", mode, key=key)
+
+        item = prepare_math(request.response, request.reference)
+        if task == "judge" or mode == "always":
+            if item.answer is None:
+                verdict = Verdict.reject(Stage.MATH, Reason.NO_ANSWER)
+                return Plan(request, "done", mode, verdict=verdict, math=item)
+            return Plan(request, "judge", mode, key=self._judge_key(request, item), math=item)
+
+        fast = fast_compare(item, request.tolerance)
+        if fast is not None and not self._wants_judge(fast, mode):
+            return Plan(request, "done", mode, verdict=fast, math=item)
+        key = _digest(
+            Stage.MATH,
+            VERIFIER_VERSION,
+            item.answer_key,
+            item.reference_key,
+            request.tolerance,
+            mode,
+            self.judge_version if mode != "off" else "",
+            request.question if mode != "off" and request.domain == "general" else None,
+        )
+        return Plan(request, "math", mode, verdict=fast, key=key, math=item)
+
+    def _judge_key(self, request: VerifyRequest, item: MathItem) -> str:
+        return _digest(
+            Stage.JUDGE,
+            VERIFIER_VERSION,
+            self.judge_version,
+            item.answer,
+            item.reference,
+            request.question,
+            request.domain,
+        )
+
+    @staticmethod
+    def _wants_judge(verdict: Verdict, mode: JudgeMode) -> bool:
+        """Should a rule verdict go on to the judge under this mode?"""
+        if verdict.correct is True or mode == "off":
+            return False
+        if verdict.correct is None:
+            return mode in ("fallback", "appeal", "always")
+        if verdict.reason == Reason.NO_ANSWER or verdict.detail.get("hard_negative"):
+            return False  # hard negatives are final, whatever the policy
+        return mode in ("appeal", "always")
+
+    # ------------------------------------------------------------------ execute
+    async def execute(self, plan: Plan) -> Verdict:
+        """Expensive second phase. Never raises: failures become abstains."""
+        try:
+            verdict = await self._execute(plan)
+        except Exception as exc:  # a bug must not become a 5xx or a guess
+            verdict = Verdict.abstain(
+                Stage.NONE, Reason.ERROR, detail={"error": f"{type(exc).__name__}: {exc}"[:300]}
+            )
+        return verdict.with_flags(*plan.flags) if plan.flags else verdict
+
+    async def _execute(self, plan: Plan) -> Verdict:
+        request = plan.request
+        if plan.route == "done":
+            assert plan.verdict is not None
+            return plan.verdict
+        if plan.route == "code":
+            return await self._run_code(request)
+        assert plan.math is not None
+        item = plan.math
+        if plan.route == "judge":
+            return await self._ask_judge(request, item)
+
+        verdict = plan.verdict
+        if verdict is None:
+            assert item.answer is not None
+            outcome = await self.pool.run(
+                compare_task,
+                item.answer,
+                item.reference,
+                request.tolerance,
+                timeout=request.timeout_s or self.math_timeout_s,
+            )
+            verdict = verdict_from_outcome(item, outcome)
+        if not self._wants_judge(verdict, plan.judge_mode) or verdict.reason == Reason.TIMEOUT:
+            return verdict
+        judged = await self._ask_judge(request, item)
+        if judged.correct is None:
+            # The judge could not help: keep the rule verdict, say why.
+            return replace(
+                verdict,
+                detail={**verdict.detail, "judge": judged.reason, "judge_detail": judged.detail},
+            )
+        detail = {**judged.detail, "rule_verdict": verdict.reason}
+        return replace(judged, detail=detail)
+
+    async def _run_code(self, request: VerifyRequest) -> Verdict:
+        if self.code is None:
+            return Verdict.abstain(
+                Stage.CODE, Reason.SANDBOX_ERROR, detail={"error": "code stage not configured"}
+            )
+        tests = request.tests or {}
+        return await asyncio.to_thread(
+            self.code.verify,
+            request.response,
+            tests,
+            request.language,
+            all_or_nothing=request.all_or_nothing,
+        )
+
+    async def _ask_judge(self, request: VerifyRequest, item: MathItem) -> Verdict:
+        if self.judge is None:
+            return Verdict.abstain(Stage.JUDGE, Reason.JUDGE_OFF, extracted_answer=item.answer)
+        assert item.answer is not None
+        return await self.judge(
+            item.reference, item.answer, request.question, request.domain or "math"
+        )
+
+    async def verify(self, request: VerifyRequest) -> Verdict:
+        """Both phases, no cache."""
+        plan = self.plan(request)
+        return await self.execute(plan)
