@@ -50,8 +50,12 @@ class ApiError(Exception):
         self.status, self.error, self.message, self.detail = status, error, message, detail
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` mid-stream; an HTTPException so the framework's
+    body parser re-raises it instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes")
 
 
 class BodyLimitMiddleware:
@@ -83,7 +87,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -183,7 +187,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error_response(exc.status_code, "http_error", str(exc.detail))
+        error = "payload_too_large" if exc.status_code == 413 else "http_error"
+        return _error_response(exc.status_code, error, str(exc.detail))
 
     keys = settings.api_key_set
 
@@ -280,7 +285,7 @@ async def readiness(service: VerificationService) -> ReadyResponse:
             "restarts": dict(pool.restarts),
         },
     )
-    cache_state = service.cache.state
+    cache_state = await service.cache.refresh()
     components["cache"] = ComponentState(
         status="disabled" if cache_state == "disabled" else cache_state,  # type: ignore[arg-type]
         detail=service.cache.describe(),

@@ -107,6 +107,17 @@ class VerdictCache:
             return "disabled"
         return "down" if self._down_since is not None else "up"
 
+    async def refresh(self) -> str:
+        """Ping Redis if it is marked down and the retry interval has passed."""
+        client = self._redis_usable()
+        if client is not None and self._down_since is not None:
+            try:
+                await client.ping()
+                self._mark_up()
+            except (RedisError, OSError) as exc:
+                self._mark_down("ping", exc)
+        return self.state
+
     def describe(self) -> dict[str, object]:
         info: dict[str, object] = {"backend": "redis" if self.redis_url else "memory"}
         info["lru_entries"] = len(self.lru)
