@@ -1,0 +1,85 @@
+"""The in-process LRU, single-flight, and the Verdict type."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from service.cache import LRU, VerdictCache
+from verifiers.verdict import Reason, Stage, Verdict
+
+
+def test_lru_evicts_least_recently_used() -> None:
+    lru = LRU(2, ttl_s=60)
+    a, b, c = (Verdict.accept(Stage.MATH, Reason.EQUAL, extracted_answer=x) for x in "abc")
+    lru.put("a", a)
+    lru.put("b", b)
+    assert lru.get("a") == a  # a is now the most recent
+    lru.put("c", c)
+    assert lru.get("b") is None
+    assert lru.get("a") == a and lru.get("c") == c
+
+
+def test_lru_expires_entries() -> None:
+    lru = LRU(10, ttl_s=0.05)
+    lru.put("k", Verdict.reject(Stage.MATH, Reason.NOT_EQUAL))
+    assert lru.get("k") is not None
+    time.sleep(0.1)
+    assert lru.get("k") is None
+
+
+def test_verdict_round_trip_and_cacheability() -> None:
+    v = Verdict.accept(
+        Stage.MATH, Reason.EQUAL, extracted_answer="1/2", flags=("x",), detail={"m": 1}
+    )
+    assert Verdict.from_dict(v.to_dict()) == v
+    assert v.cacheable
+    assert not Verdict.abstain(Stage.MATH, Reason.TIMEOUT).cacheable
+    assert not Verdict.abstain(Stage.JUDGE, Reason.JUDGE_UNAVAILABLE).cacheable
+    assert not Verdict.abstain(Stage.CODE, Reason.SANDBOX_ERROR).cacheable
+    assert v.with_flags("x", "y").flags == ("x", "y")
+
+
+async def test_uncacheable_verdicts_are_not_stored() -> None:
+    cache = VerdictCache()
+    await cache.start()
+    await cache.put_many(
+        {
+            "t": Verdict.abstain(Stage.MATH, Reason.TIMEOUT),
+            "e": Verdict.accept(Stage.MATH, Reason.EQUAL),
+        }
+    )
+    found = await cache.get_many(["t", "e"])
+    assert list(found) == ["e"]
+
+
+async def test_single_flight_computes_once() -> None:
+    cache = VerdictCache()
+    calls = 0
+
+    async def compute() -> Verdict:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return Verdict.accept(Stage.MATH, Reason.EQUAL)
+
+    results = await asyncio.gather(*(cache.single_flight("k", compute) for _ in range(10)))
+    assert calls == 1
+    assert sum(1 for _, shared in results if shared) == 9
+
+
+async def test_single_flight_propagates_errors_to_all_waiters() -> None:
+    cache = VerdictCache()
+
+    async def boom() -> Verdict:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("x")
+
+    results = await asyncio.gather(
+        *(cache.single_flight("k", boom) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    with pytest.raises(RuntimeError):
+        await cache.single_flight("k", boom)  # not stuck after a failure
