@@ -1,0 +1,332 @@
+"""Start the guest launcher under bubblewrap and stream its events back.
+
+Isolation: ``bwrap --unshare-all`` (no network, new pid/ipc/uts/user
+namespaces), a read-only root holding only read-only binds of /usr and the
+loader cache, a size-limited tmpfs as the only writable directory, a fresh
+/proc, a read-only /dev, ``--die-with-parent``, ``--new-session``,
+``--clearenv``. bwrap runs as the unprivileged uid 65534 (when we are root)
+so RLIMIT_NPROC holds; the launcher applies the other rlimits to the
+solution's processes.
+
+Process hygiene without reaping other people's children: the launcher is pid
+1 of the sandbox (``--as-pid-1``) and reaps everything inside it. To stop a
+sandbox we SIGKILL that pid 1 (its host pid comes from ``--info-fd``); the
+kernel then kills the whole pid namespace and the outer bwrap exits normally,
+so nothing is orphaned and the caller only ever waits for its own child.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from verifiers.code.guest import launcher_source
+from verifiers.code.languages import SANDBOX_PYTHON
+from verifiers.code.limits import SandboxLimits
+
+SANDBOX_UID = 65534
+SANDBOX_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "HOME": "/tmp",
+    "TMPDIR": "/tmp",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+_STDERR_KEEP = 8000
+_CHILD_PID = re.compile(rb'"child-pid"\s*:\s*(\d+)')
+
+
+def bwrap_path() -> str | None:
+    """Path of the bwrap binary, or None."""
+    return shutil.which("bwrap")
+
+
+@cache
+def _system_binds() -> tuple[str, ...]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for d in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives"):
+        args += ["--ro-bind-try", f, f]
+    return tuple(args)
+
+
+def bwrap_argv(limits: SandboxLimits, info_fd: int | None, command: list[str]) -> list[str]:
+    """The full bwrap command line that runs `command` in a fresh sandbox."""
+    argv = [bwrap_path() or "/usr/bin/bwrap", "--unshare-all", "--die-with-parent"]
+    argv += ["--new-session", "--as-pid-1"]
+    if info_fd is not None:
+        argv += ["--info-fd", str(info_fd)]
+    argv += _system_binds()
+    argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
+    argv += ["--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp"]
+    argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
+    for key, value in SANDBOX_ENV.items():
+        argv += ["--setenv", key, value]
+    return [*argv, "--", *command]
+
+
+def _user_kwargs() -> dict[str, Any]:
+    if os.geteuid() != 0:
+        return {}
+    return {"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []}
+
+
+_probe_lock = threading.Lock()
+_probe_result: tuple[bool, str] | None = None
+_probe_time = 0.0
+
+
+def sandbox_available() -> tuple[bool, str]:
+    """Whether a bubblewrap sandbox can be started here, and a human-readable detail.
+
+    Runs one trivial sandbox the first time (cached; a failure is re-checked
+    after 30 s).
+    """
+    global _probe_result, _probe_time
+    with _probe_lock:
+        if _probe_result is not None and (_probe_result[0] or time.monotonic() - _probe_time < 30):
+            return _probe_result
+        _probe_result = _probe()
+        _probe_time = time.monotonic()
+        return _probe_result
+
+
+def _probe() -> tuple[bool, str]:
+    if bwrap_path() is None:
+        return False, "bubblewrap (bwrap) is not installed; install the 'bubblewrap' package"
+    if not os.access(SANDBOX_PYTHON, os.X_OK):
+        return False, f"{SANDBOX_PYTHON} is missing; the sandbox runs Python solutions with it"
+    cmd = [SANDBOX_PYTHON, "-I", "-S", "-c", "print('sandbox-ok')"]
+    try:
+        proc = subprocess.run(
+            bwrap_argv(SandboxLimits(), None, cmd),
+            capture_output=True,
+            timeout=20,
+            process_group=0,
+            **_user_kwargs(),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"cannot start bubblewrap: {exc}"
+    if proc.returncode != 0 or proc.stdout.strip() != b"sandbox-ok":
+        err = proc.stderr.decode(errors="replace").strip()[-500:]
+        return False, f"bubblewrap sandbox does not work here (exit {proc.returncode}): {err}"
+    uid = SANDBOX_UID if os.geteuid() == 0 else os.geteuid()
+    return True, f"bubblewrap {bwrap_path()} as uid {uid}"
+
+
+@dataclass(slots=True)
+class GuestRun:
+    """How a launcher run ended (its events went to the callback)."""
+
+    done: bool = False
+    timed_out: bool = False
+    stopped: bool = False
+    tampered: bool = False
+    exit_code: int | None = None
+    stderr: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def run_guest(
+    job: dict[str, Any],
+    limits: SandboxLimits,
+    *,
+    confined: bool,
+    deadline_seconds: float,
+    on_event: Callable[[dict[str, Any]], bool],
+) -> GuestRun:
+    """Run the launcher on `job`; feed each authentic event to `on_event`.
+
+    `on_event` returns True to stop the run early. Events without the job's
+    nonce are dropped and flagged (`tampered`). The sandbox is killed (with
+    everything in it) at `deadline_seconds`. Never raises for guest misbehaviour;
+    spawn failures are reported in `GuestRun.error`.
+    """
+    started = time.monotonic()
+    result = GuestRun()
+    nonce = job["nonce"]
+    command = [SANDBOX_PYTHON, "-I", "-S", "-c", launcher_source()]
+    workdir: str | None = None
+    info_r = info_w = -1
+    with tempfile.TemporaryFile() as job_file:
+        job_file.write(json.dumps(job).encode())
+        job_file.seek(0)
+        kwargs: dict[str, Any] = dict(_user_kwargs())
+        if confined:
+            info_r, info_w = os.pipe()
+            os.set_blocking(info_r, False)
+            argv = bwrap_argv(limits, info_w, command)
+            kwargs["pass_fds"] = (info_w,)
+        else:
+            workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
+            if os.geteuid() == 0:
+                os.chown(workdir, SANDBOX_UID, SANDBOX_UID)
+            argv, kwargs["cwd"], kwargs["env"] = command, workdir, dict(SANDBOX_ENV)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=job_file,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+                process_group=0,
+                **kwargs,
+            )
+        except OSError as exc:
+            result.error = f"cannot start the sandbox: {exc}"
+            for fd in (info_r, info_w):
+                if fd >= 0:
+                    os.close(fd)
+            if workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+            return result
+        finally:
+            if info_w >= 0:
+                os.close(info_w)
+    try:
+        _pump(proc, result, nonce, started + deadline_seconds, on_event, limits)
+        if result.timed_out or result.stopped or result.error:
+            _kill(proc, info_r)
+        try:
+            proc.wait(timeout=max(1.0, started + deadline_seconds + 5 - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            result.timed_out = True
+            _kill(proc, info_r)
+    finally:
+        if proc.returncode is None:
+            _kill(proc, info_r)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        if info_r >= 0:
+            os.close(info_r)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result.exit_code = proc.returncode
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _pump(
+    proc: subprocess.Popen[bytes],
+    result: GuestRun,
+    nonce: str,
+    deadline: float,
+    on_event: Callable[[dict[str, Any]], bool],
+    limits: SandboxLimits,
+) -> None:
+    assert proc.stdout is not None and proc.stderr is not None
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    max_line = 8 * limits.max_output_bytes + (1 << 20)
+    buf, err = bytearray(), bytearray()
+    with selectors.DefaultSelector() as sel:
+        sel.register(out_fd, selectors.EVENT_READ)
+        sel.register(err_fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                result.timed_out = True
+                return
+            for key, _ in sel.select(left):
+                chunk = os.read(key.fd, 1 << 20)
+                if not chunk:
+                    sel.unregister(key.fd)
+                    continue
+                if key.fd == err_fd:
+                    err += chunk
+                    del err[:-_STDERR_KEEP]
+                    result.stderr = err.decode(errors="replace")
+                    continue
+                buf += chunk
+                while (nl := buf.find(b"\n")) >= 0:
+                    line = bytes(buf[:nl])
+                    del buf[: nl + 1]
+                    if _deliver(line, nonce, result, on_event):
+                        result.stopped = True
+                        return
+                if len(buf) > max_line:
+                    result.error = "oversized event from the sandbox"
+                    return
+
+
+def _deliver(
+    line: bytes, nonce: str, result: GuestRun, on_event: Callable[[dict[str, Any]], bool]
+) -> bool:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        result.tampered = True
+        return False
+    if not isinstance(event, dict) or event.get("nonce") != nonce:
+        result.tampered = True
+        return False
+    if event.get("type") == "done":
+        result.done = True
+    return bool(on_event(event))
+
+
+def _sandbox_init_pid(proc: subprocess.Popen[bytes], info_r: int) -> int | None:
+    """Host pid of the sandbox's pid 1, from bwrap's --info-fd (waits up to 1 s)."""
+    if info_r < 0:
+        return None
+    data = b""
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end and proc.poll() is None:
+        try:
+            chunk = os.read(info_r, 4096)
+        except BlockingIOError:
+            chunk = None
+        if chunk:
+            data += chunk
+        m = _CHILD_PID.search(data)
+        if m:
+            pid = int(m.group(1))
+            try:
+                with open(f"/proc/{pid}/status", "rb") as f:
+                    status = f.read()
+            except OSError:
+                return None
+            ppid = re.search(rb"\nPPid:\s*(\d+)", status)
+            return pid if ppid and int(ppid.group(1)) == proc.pid else None
+        if chunk == b"":
+            return None
+        time.sleep(0.005)
+    return None
+
+
+def _kill(proc: subprocess.Popen[bytes], info_r: int) -> None:
+    """Kill the sandbox: its pid 1 first (takes the namespace down), then bwrap."""
+    if proc.poll() is not None:
+        return
+    init = _sandbox_init_pid(proc, info_r)
+    if init is not None:
+        with contextlib.suppress(OSError):
+            os.kill(init, 9)
+        try:
+            proc.wait(timeout=3)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, 9)
+    proc.wait()
