@@ -37,22 +37,30 @@ class Extraction:
     method: str
 
 
-_BOX_COMMANDS = ("\\boxed", "\\fbox")
-_BOX_CONNECTOR = re.compile(
-    r"^(?:\s|\$|,|;|\\quad|\\qquad|\\,|\\;|\\text\{\s*(?:and|or|,)?\s*\}|\band\b|\bor\b|\\\\)*$"
+_BOX_GAP_STOP = re.compile(
+    r"\n\s*\n|[.!?]\s+[A-Z]|\b(?:wait|but|however|actually|instead|incorrect|not|no|check)\b",
+    re.I,
 )
-_MINERVA = re.compile(r"final answer is\s*(.+?)\s*\.?\s*I hope it is correct", re.I | re.S)
+_STRONG_MARKER = re.compile(r"final\s+answer\s*(?:is\b|:)", re.I)
+_HOPE = re.compile(r"\s*\.?\s*I hope it is correct", re.I)
 _ANSWER_MARKER = re.compile(
     r"(?:the\s+final\s+answer\s+is|final\s+answer\s*:|the\s+answer\s+is|\banswer\s*:"
     r"|\banswer\s+is)",
     re.I,
 )
 _BOLD = re.compile(r"\*\*([^*\n]{1,120})\*\*")
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+_MATH_SPAN = re.compile(
+    r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S
+)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?")
 _TRAILING_FILLER = re.compile(
     r"(?:\s*[.;:,!]+|\s+I hope it is correct|\s+units?|\s*\\?\.)+\s*$", re.I
 )
+_COPULA = re.compile(r"\b(?:is|are|equals|was|be)\b|=")
+_NEW_SENTENCE = re.compile(r"^[\s,.;:]*(?:[.!?]\s+)?[A-Z][a-z]|[.!?]\s+[A-Z][a-z]")
+_SENTENCE_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
+# Chat-template tokens: what follows the first one is not the response.
+_SPECIAL_TOKEN = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end_of_text)\|>")
 
 
 def strip_think(text: str) -> str | None:
@@ -65,10 +73,15 @@ def strip_think(text: str) -> str | None:
     return text
 
 
-def _matching_brace(text: str, open_index: int) -> int:
-    """Index of the ``}`` matching ``text[open_index] == '{'``, or -1."""
-    depth = 0
-    i = open_index
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Index of every ``{`` mapped to the index of its matching ``}``.
+
+    One linear pass with a stack (backslash escapes skipped), so finding the
+    content of many boxes stays linear even when none of them is closed.
+    """
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    i = 0
     n = len(text)
     while i < n:
         ch = text[i]
@@ -76,70 +89,76 @@ def _matching_brace(text: str, open_index: int) -> int:
             i += 2
             continue
         if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return i
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
         i += 1
-    return -1
+    return pairs
 
 
-def _box_content(text: str, start: int, command: str) -> tuple[str, int] | None:
+def _box_content(
+    text: str, start: int, command: str, pairs: dict[int, int]
+) -> tuple[str, int] | None:
     """Content of the box command at `start` and the index just after it."""
     i = start + len(command)
     n = len(text)
     while i < n and text[i] == " ":
         i += 1
     if i < n and text[i] == "{":
-        end = _matching_brace(text, i)
+        end = pairs.get(i, -1)
         if end < 0:
             return None
         return text[i + 1 : end], end + 1
     # "\boxed 5" form: one token.
     j = i
-    while j < n and not text[j].isspace() and text[j] not in "$.,":
+    while j < n and j - i < 40 and not text[j].isspace() and text[j] not in "$.,\\":
         j += 1
     if j == i:
         return None
     return text[i:j], j
 
 
+_BOX_START = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
+
+
 def find_boxes(text: str) -> list[tuple[int, int, str]]:
     """All ``\\boxed``/``\\fbox`` boxes as (start, end, content), in order."""
+    if "\\boxed" not in text and "\\fbox" not in text:
+        return []
+    pairs = _brace_pairs(text)
     boxes: list[tuple[int, int, str]] = []
-    i = 0
-    while True:
-        positions = [p for p in (text.find(c, i) for c in _BOX_COMMANDS) if p >= 0]
-        if not positions:
-            break
-        start = min(positions)
-        command = next(c for c in _BOX_COMMANDS if text.startswith(c, start))
-        after = start + len(command)
-        if after < len(text) and text[after].isalpha():  # e.g. \boxedtext: not a box
-            i = after
-            continue
-        found = _box_content(text, start, command)
+    position = 0
+    for match in _BOX_START.finditer(text):
+        start = match.start()
+        if start < position:
+            continue  # a box inside the previous box
+        command = match.group(0)
+        found = _box_content(text, start, command, pairs)
         if found is None:
-            i = after
             continue
         content, end = found
         boxes.append((start, end, content))
-        i = end
+        position = end
     return boxes
 
 
-def _last_boxed(text: str) -> str | None:
-    boxes = find_boxes(text)
+def _join_boxes(contents: list[str]) -> str:
+    unique = list(dict.fromkeys(c.strip() for c in contents if c.strip()))
+    return ", ".join(unique)
+
+
+def _last_boxed(text: str, boxes: list[tuple[int, int, str]]) -> str | None:
+    """The last box, joined with the boxes that stand right before it
+    (``\\boxed{1} and \\boxed{2}``, ``\\boxed{3} for (a), \\boxed{4} for (b)``)."""
     if not boxes:
         return None
     group = [boxes[-1]]
     for box in reversed(boxes[:-1]):
         gap = text[box[1] : group[0][0]]
-        if len(gap) > 40 or not _BOX_CONNECTOR.match(gap):
+        if len(gap) > 60 or _BOX_GAP_STOP.search(gap):
             break
         group.insert(0, box)
-    return ", ".join(content.strip() for _, _, content in group)
+    return _join_boxes([content for _, _, content in group])
 
 
 def strip_math_delimiters(answer: str) -> str:
@@ -161,23 +180,53 @@ def strip_math_delimiters(answer: str) -> str:
 
 
 def _clean(answer: str) -> str:
-    s = strip_math_delimiters(answer)
-    s = s.strip("* ")
+    s = answer.replace('\\"', "").replace("``", "").replace("''", "")
+    s = strip_math_delimiters(s)
+    s = s.strip('* "')
     return s[:MAX_ANSWER_CHARS]
 
 
-def _after_marker(text: str) -> str | None:
-    """The answer following the last "answer is"/"Answer:" marker."""
+def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     last = None
-    for match in _ANSWER_MARKER.finditer(text):
+    for match in pattern.finditer(text):
         last = match
-    if last is None:
-        return None
-    tail = text[last.end() :]
+    return last
+
+
+def _words_outside_math(text: str) -> int:
+    return len(_SENTENCE_WORD.findall(_MATH_SPAN.sub(" ", text)))
+
+
+def _from_sentence(sentence: str) -> str | None:
+    """The answer inside a sentence such as "The volume of $V$ is 120" or
+    "Jane started growing Sphere 3 hours ago"."""
+    text = sentence.strip()
+    if _words_outside_math(text) < 3:
+        return text
+    copula = _last_match(_COPULA, _MATH_SPAN.sub(lambda m: " " * len(m.group(0)), text))
+    if copula is not None:
+        rest = _TRAILING_FILLER.sub("", text[copula.end() :]).strip()
+        spans = list(_MATH_SPAN.finditer(rest))
+        if spans and not rest[: spans[0].start()].strip():
+            return next(g for g in spans[0].groups() if g is not None)
+        if rest and _words_outside_math(rest) <= 2:
+            return rest
+    span = _last_math_span(text)
+    if span is not None:
+        return span
+    numbers = _NUMBER.findall(text)
+    if numbers:
+        return numbers[-1].rstrip(",")
+    return None
+
+
+def _marker_answer(tail: str) -> str | None:
+    """The answer in the text right after an answer marker."""
     tail = tail.lstrip(" \t*:_")
     if tail.startswith("\n"):
         tail = tail.lstrip()
-    line, _, _ = tail.partition("\n")
+    hope = _HOPE.search(tail)
+    line = tail[: hope.start()] if hope else tail.partition("\n")[0]
     line = line.strip()
     if line.startswith("$$") or line.startswith("\\["):
         # Display math starting on the marker line may span lines.
@@ -190,22 +239,47 @@ def _after_marker(text: str) -> str | None:
         prefix = line[: first.start()].strip().lower()
         if prefix in ("", "(", "\\(", "**", "that", "therefore", "thus"):
             line = next(g for g in first.groups() if g is not None)
+        else:
+            line = _from_sentence(line) or line
     else:
         # Plain text: stop at the end of the sentence (". " not inside a number).
         cut = re.search(r"\.(?:\s|$)", line)
         if cut:
             line = line[: cut.start()]
+        line = _from_sentence(line) or line
     line = _TRAILING_FILLER.sub("", line)
     answer = _clean(line)
     return answer or None
 
 
-def _last_math_span(paragraph: str) -> str | None:
-    last = None
-    for match in _MATH_SPAN.finditer(paragraph):
-        last = match
+def _after_marker(text: str, strong_only: bool = False) -> tuple[str, int] | None:
+    """The answer following the last "answer is"/"Answer:" marker, and where
+    the marker starts."""
+    last = _last_match(_STRONG_MARKER if strong_only else _ANSWER_MARKER, text)
     if last is None:
         return None
+    answer = _marker_answer(text[last.end() :])
+    return (answer, last.start()) if answer else None
+
+
+def _last_math_span(paragraph: str) -> str | None:
+    last = _last_match(_MATH_SPAN, paragraph)
+    if last is None:
+        return None
+    return next(g for g in last.groups() if g is not None)
+
+
+def _last_span_or_later_number(paragraph: str) -> str | None:
+    """The last math span; or a number in a sentence after it ("$$...$$
+    Therefore, the error increases by 100%.")."""
+    last = _last_match(_MATH_SPAN, paragraph)
+    if last is None:
+        return None
+    after = paragraph[last.end() :]
+    if _NEW_SENTENCE.search(after):
+        numbers = _NUMBER.findall(after)
+        if numbers:
+            return numbers[-1].rstrip(",")
     return next(g for g in last.groups() if g is not None)
 
 
@@ -217,42 +291,61 @@ def extract_final_answer(text: str) -> Extraction | None:
     body = strip_think(text)
     if body is None:
         return None
+    special = _SPECIAL_TOKEN.search(body)
+    if special is not None:
+        body = body[: special.start()]
     body = body.strip()
     if not body:
         return None
 
-    boxed = _last_boxed(body)
-    if boxed is not None:
-        answer = _clean(boxed)
-        if answer:
-            return Extraction(answer, "boxed")
+    boxes = find_boxes(body)
+    tail_start = max(0, len(body) - TAIL_CHARS)
+    tail = body[tail_start:]
+    if boxes:
+        # "\boxed{255} ... Final Answer: The final answer is $10,455$." - a
+        # Minerva-style statement after the last box is the later commitment.
+        last_end = boxes[-1][1]
+        if last_end > tail_start:
+            strong = _after_marker(body[last_end:], strong_only=True)
+        else:
+            strong = _after_marker(tail, strong_only=True)
+            if strong is not None and strong[1] + tail_start < last_end:
+                strong = None
+        if strong is not None:
+            return Extraction(strong[0], "final_answer")
+        boxed = _last_boxed(body, boxes)
+        if boxed is not None:
+            answer = _clean(boxed)
+            if answer:
+                return Extraction(answer, "boxed")
 
-    body = body[-TAIL_CHARS:]
-    minerva = None
-    for minerva in _MINERVA.finditer(body):
-        pass
-    if minerva is not None:
-        answer = _clean(minerva.group(1))
-        if answer:
-            return Extraction(answer, "final_answer")
-
+    body = tail
     marked = _after_marker(body)
     if marked:
-        return Extraction(marked, "answer_is")
+        return Extraction(marked[0], "answer_is")
+
+    hope = _last_match(_HOPE, body)
+    if hope is not None:
+        # "... there are 12 sequences. I hope it is correct."
+        before = body[: hope.start()].rstrip(" .")
+        sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z])|\n", before)[-1]
+        found = _from_sentence(sentence)
+        if found:
+            answer = _clean(found)
+            if answer:
+                return Extraction(answer, "final_answer")
 
     paragraphs = [p for p in re.split(r"\n\s*\n", body) if p.strip()]
     last_paragraph = paragraphs[-1] if paragraphs else body
     lines = [line.strip() for line in last_paragraph.splitlines() if line.strip()]
 
-    bold = None
-    for bold in _BOLD.finditer("\n".join(lines[-3:])):
-        pass
+    bold = _last_match(_BOLD, "\n".join(lines[-3:]))
     if bold is not None:
         answer = _clean(bold.group(1))
         if answer:
             return Extraction(answer, "bold")
 
-    span = _last_math_span(last_paragraph)
+    span = _last_span_or_later_number(last_paragraph)
     if span is not None:
         answer = _clean(span)
         if answer:
@@ -270,9 +363,18 @@ def extract_final_answer(text: str) -> Extraction | None:
 
 
 def extract_reference(reference: str) -> str:
-    """The answer inside a reference, which may be a bare answer or a full solution."""
+    """The answer inside a reference, which may be a bare answer or a full solution.
+
+    Every box of a reference counts (``\\boxed{1} and \\boxed{-2}`` -> ``1, -2``).
+    """
     s = reference.strip()
-    if "\\boxed" in s or "\\fbox" in s or len(s) > 200 or "answer" in s.lower():
+    body = strip_think(s) or s
+    boxes = find_boxes(body)
+    if boxes:
+        joined = _clean(_last_boxed(body, boxes) or "")
+        if joined:
+            return joined
+    if len(s) > 200 or "answer" in s.lower():
         found = extract_final_answer(s)
         if found is not None:
             return found.answer
