@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from verifiers.extract import extract_final_answer, extract_reference
 from verifiers.math.normalize import compact, normalize_answer
-from verifiers.math.numbers import numbers_equal, parse_number
+from verifiers.math.numbers import numbers_equal, parse_number_pair, rounding_only
 from verifiers.pool import TaskOutcome, WorkerPool
 from verifiers.verdict import Reason, Stage, Verdict
 
@@ -68,11 +68,12 @@ def fast_compare(item: MathItem, tolerance: float = DEFAULT_TOLERANCE) -> Verdic
         return Verdict.reject(Stage.MATH, Reason.NO_ANSWER, detail={"extraction": "none"})
     if item.answer_key and item.answer_key == item.reference_key:
         return _verdict(item, "equal", "exact", hard=False)
-    a = parse_number(normalize_answer(item.answer))
-    r = parse_number(normalize_answer(item.reference))
+    a, r = parse_number_pair(normalize_answer(item.answer), normalize_answer(item.reference))
     if a is not None and r is not None:
         if numbers_equal(a, r, tolerance):
             return _verdict(item, "equal", "number", hard=False)
+        if rounding_only(a, r):
+            return _verdict(item, "unparseable", "rounded", hard=False)
         return _verdict(item, "not_equal", "number", hard=True)
     return None
 
@@ -86,7 +87,11 @@ def compare_task(answer: str, reference: str, tolerance: float) -> tuple[str, st
 
 
 def _verdict(item: MathItem, outcome: str, method: str, *, hard: bool) -> Verdict:
-    detail = {"method": method, "extraction": item.method, "reference_answer": item.reference}
+    detail: dict[str, object] = {
+        "method": method,
+        "extraction": item.method,
+        "reference_answer": item.reference,
+    }
     if outcome == "equal":
         return Verdict.accept(Stage.MATH, Reason.EQUAL, extracted_answer=item.answer, detail=detail)
     if outcome == "not_equal":

@@ -20,10 +20,11 @@ from typing import Any
 
 import sympy
 
-from verifiers.math.normalize import compact
-from verifiers.math.numbers import Num, candidates, numbers_equal
+from verifiers.math.normalize import compact, normalize_answer
+from verifiers.math.numbers import Num, candidates, numbers_equal, parse_number_pair, rounding_only
 from verifiers.math.parse import (
     Choice,
+    Colon,
     Expr,
     Function,
     Matrix,
@@ -106,7 +107,7 @@ def _constant(value: Value) -> bool:
         return bool(getattr(expr, "is_number", False)) and not expr.free_symbols
     if isinstance(value, Seq):
         return bool(value.items) and all(_constant(item) for item in value.items)
-    return False
+    return isinstance(value, Colon)
 
 
 def _exprs_equal(a: Any, b: Any, tol: float) -> bool:
@@ -115,6 +116,8 @@ def _exprs_equal(a: Any, b: Any, tol: float) -> bool:
         if isinstance(a, sympy.Basic) and isinstance(b, sympy.Basic):
             return bool(a == b)
         raise _Undecided
+    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
+        raise _Undecided  # "12:00" read as 12/0: nothing to compare
     if a == b:
         return True
     symbols = sorted(a.free_symbols | b.free_symbols, key=str)
@@ -159,11 +162,49 @@ def _unwrap(value: Value) -> Value:
     return value
 
 
+_NAMES_TUPLE = re.compile(r"^\(\s*[A-Za-z](?:_\{?\w+\}?)?(?:\s*,\s*[A-Za-z](?:_\{?\w+\}?)?)+\s*\)$")
+
+
+_EQUATION_SIDE = re.compile(r"[+\-^]")
+
+
+def _is_label(text: str) -> bool:
+    """A name (``x``, ``a_1``) or a tuple of names (``(p, q)``)."""
+    compacted = text.replace(" ", "")
+    return bool(_NAME.match(compacted) or _NAMES_TUPLE.match(compacted))
+
+
 def _relation_value(rel: Relation) -> Value | None:
-    """``x = 5`` -> 5 and ``z = 1 + 1 = 2`` -> 2: the value assigned to a name."""
-    if all(op == "=" for op in rel.ops) and _NAME.match(rel.texts[0].replace(" ", "")):
+    """The value a chain of equalities states: ``x = 5`` -> 5,
+    ``(p, q) = (3, 2)`` -> (3, 2), ``z = 1 + 1 = 2`` -> 2, and
+    ``|AB| = 1`` -> 1 (a constant after a labelled quantity)."""
+    if not all(op == "=" for op in rel.ops):
+        return None
+    if _is_label(rel.texts[0]):
+        return rel.parts[-1]
+    if _constant(_unwrap(rel.parts[-1])) and (
+        len(rel.parts) > 2 or not _EQUATION_SIDE.search(rel.texts[0].lstrip("+-"))
+    ):
+        # "|AB| = 1", "A:B = 7:32", "1 + 1 = 2 = z": a quantity and its value;
+        # not "a + 3z = 0" (an equation) or "x^2 = 4".
         return rel.parts[-1]
     return None
+
+
+def _assignments(value: Value) -> dict[str, Value] | None:
+    """``p=5, q=2`` as {name: value}; None unless every item is ``name = value``."""
+    if not isinstance(value, Seq) or value.kind != "list" or len(value.items) < 2:
+        return None
+    names: dict[str, Value] = {}
+    for item in value.items:
+        if not (
+            isinstance(item, Relation)
+            and item.ops == ("=",)
+            and _NAME.match(item.texts[0].replace(" ", ""))
+        ):
+            return None
+        names[item.texts[0].replace(" ", "")] = item.parts[1]
+    return names if len(names) == len(value.items) else None
 
 
 def _to_set(value: Value) -> Any:
@@ -173,16 +214,29 @@ def _to_set(value: Value) -> Any:
     if isinstance(value, Seq) and value.kind == "bracket" and len(value.items) == 2:
         lo, hi = (_as_sympy(v) for v in value.items)
         return sympy.Interval(lo, hi, value.opening == "(", value.closing == ")")
-    if isinstance(value, Relation) and all(op in ("<", "<=", ">", ">=") for op in value.ops):
+    if (
+        isinstance(value, Seq)
+        and value.kind == "list"
+        and value.items
+        and all(isinstance(item, Relation) for item in value.items)
+    ):
+        return sympy.Union(*(_to_set(item) for item in value.items))  # "x<1 or x>2"
+    if isinstance(value, Relation) and all(op in ("<", "<=", ">", ">=", "!=") for op in value.ops):
         exprs = [_as_sympy(p) for p in value.parts]
+        applied = {e for e in exprs if isinstance(e, sympy.core.function.AppliedUndef)}
+        if len(applied) == 1:
+            # "0 < f(x) < 1": the quantity bounded is f(x), a single unknown
+            (quantity,) = applied
+            exprs = [e.xreplace({quantity: sympy.Dummy("t")}) for e in exprs]
         symbols = set().union(*(e.free_symbols for e in exprs))
         if len(symbols) != 1:
             raise _Undecided
-        (symbol,) = symbols
-        ops = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge}
+        ops = {"<": sympy.Lt, "<=": sympy.Le, ">": sympy.Gt, ">=": sympy.Ge, "!=": sympy.Ne}
         result: Any = sympy.S.Reals
         for left, op, right in zip(exprs, value.ops, exprs[1:], strict=False):
             condition = ops[op](left, right)
+            if condition is sympy.false or condition is sympy.true:
+                raise _Undecided
             result = result.intersect(condition.as_set())
         return result
     if isinstance(value, Seq) and value.kind == "set":
@@ -197,6 +251,8 @@ def _sets_equal(a: Any, b: Any) -> bool:
 
 
 def _match_unordered(a: tuple[Value, ...], r: tuple[Value, ...], tol: float) -> bool:
+    # sets of solutions: a repeated item does not count twice
+    a, r = tuple(dict.fromkeys(a)), tuple(dict.fromkeys(r))
     if len(a) != len(r):
         return False
     remaining = list(r)
@@ -296,6 +352,34 @@ def _equal(a: Value, r: Value, tol: float) -> bool | None:
         return None
 
 
+def _colons_equal(a: Colon, r: Colon) -> bool:
+    if a.parts == r.parts and a.meridiem == r.meridiem:
+        return True
+    if a.clock and r.clock:
+
+        def minutes(c: Colon) -> Any:
+            hours = c.parts[0] % 12 if c.meridiem else c.parts[0]
+            if c.meridiem == "p":
+                hours += 12
+            return hours * 60 + c.parts[1]
+
+        if bool(a.meridiem) == bool(r.meridiem):
+            return bool(minutes(a) == minutes(r) and a.parts[2:] == r.parts[2:])
+        # one side without a.m./p.m.: "4:30" or "16:30" for "4:30 p.m."
+        marked, bare = (a, r) if a.meridiem else (r, a)
+        if bare.parts[1:] != marked.parts[1:]:
+            return False
+        return bare.parts[0] in (marked.parts[0], minutes(marked) // 60)
+    if len(a.parts) == len(r.parts) == 2 and not (a.meridiem or r.meridiem):
+        # ratios: 7:32 = 14:64
+        return bool(a.parts[0] * r.parts[1] == a.parts[1] * r.parts[0])
+    raise _Undecided
+
+
+_BRACKETED_PAIR = re.compile(r"[(\[][^()\[\]]*,[^()\[\]]*[)\]]")
+_LEADING_CHOICE = re.compile(r"^\(?([A-J])\)?(?:[.:)]|\s|$)")
+
+
 def _equal_or_raise(a: Value, r: Value, tol: float) -> bool:
     if isinstance(a, Function) or isinstance(r, Function):
         return _functions_equal(a, r, tol)
@@ -305,6 +389,8 @@ def _equal_or_raise(a: Value, r: Value, tol: float) -> bool:
             return _equal_or_raise(_unwrap(value), r, tol)
         if isinstance(r, Union | Seq):
             return _sets_equal(_to_set(a), _to_set(r))
+        if isinstance(r, Text):
+            raise _Undecided
         return False
     if isinstance(r, Relation) and not isinstance(a, Relation):
         value = _relation_value(r)
@@ -312,20 +398,45 @@ def _equal_or_raise(a: Value, r: Value, tol: float) -> bool:
             return _equal_or_raise(a, _unwrap(value), tol)
         if isinstance(a, Union | Seq):
             return _sets_equal(_to_set(a), _to_set(r))
+        if isinstance(a, Text):
+            raise _Undecided
         return False
     if isinstance(a, Relation) and isinstance(r, Relation):
         return _relations_equal(a, r, tol)
     if isinstance(a, Num) and isinstance(r, Num):
-        return numbers_equal(a, r, tol)
+        if numbers_equal(a, r, tol):
+            return True
+        if rounding_only(a, r):
+            raise _Undecided
+        return False
     if isinstance(a, Num | Expr) and isinstance(r, Num | Expr):
         if isinstance(a, Num) and a.percent:
             return any(_exprs_equal(sympy.Rational(c), _as_sympy(r), tol) for c in candidates(a))
-        return _exprs_equal(_as_sympy(a), _as_sympy(r), tol)
+        if _exprs_equal(_as_sympy(a), _as_sympy(r), tol):
+            return True
+        if isinstance(a, Num) and a.decimals and _constant(r):
+            # "1.41" for sqrt(2): right to the digits given - a judge decides
+            # whether the question asked for a decimal.
+            half_unit = sympy.Rational(1, 2 * 10**a.decimals)
+            if abs(_numeric(_as_sympy(a) - _as_sympy(r))) <= half_unit:
+                raise _Undecided
+        return False
+    if isinstance(a, Colon) and isinstance(r, Colon):
+        return _colons_equal(a, r)
     if isinstance(r, Union) or isinstance(a, Union):
         if isinstance(a, Union) and isinstance(r, Union):
             return _match_unordered(a.parts, r.parts, tol)
         return _sets_equal(_to_set(a), _to_set(r))
     if isinstance(a, Seq) and isinstance(r, Seq):
+        named_a, named_r = _assignments(a), _assignments(r)
+        if named_a is not None and named_r is not None:
+            if set(named_a) != set(named_r):
+                return False
+            return _match_ordered(tuple(named_a[k] for k in named_r), tuple(named_r.values()), tol)
+        if named_a is not None and r.kind != "set":
+            return _match_ordered(tuple(named_a.values()), r.items, tol)
+        if named_r is not None and a.kind != "set":
+            return _match_ordered(a.items, tuple(named_r.values()), tol)
         return _seqs_equal(a, r, tol)
     if isinstance(a, Matrix) and isinstance(r, Matrix):
         if len(a.rows) != len(r.rows):
@@ -345,8 +456,28 @@ def _equal_or_raise(a: Value, r: Value, tol: float) -> bool:
             return True
         if isinstance(a, Text) and isinstance(r, Text):
             raise _Undecided  # different wording: a judge may know better
-        return False
+        text = a.text if isinstance(a, Text) else right
+        letter = r.letter if isinstance(r, Choice) else left
+        match = _LEADING_CHOICE.match(text.strip())
+        if match:
+            return match.group(1) == letter  # "(B) 12" for "B"
+        raise _Undecided
+    if isinstance(a, Choice) or isinstance(r, Choice):
+        choice, other = (a, r) if isinstance(a, Choice) else (r, a)
+        assert isinstance(choice, Choice)
+        letter = choice.letter
+        if isinstance(other, Expr) and isinstance(other.expr, sympy.Symbol):
+            name = other.expr.name
+            if len(name) == 1 and name.upper() in "ABCDEFGHIJ":
+                return name.upper() == letter  # "d" against "(E)"
+        raise _Undecided  # a letter against a value: which option is which?
     if isinstance(a, Text) or isinstance(r, Text):
+        textual, other = (a, r) if isinstance(a, Text) else (r, a)
+        assert isinstance(textual, Text)
+        if isinstance(other, Num) and _BRACKETED_PAIR.search(textual.text):
+            return False  # an interval or a tuple is not a number
+        raise _Undecided
+    if isinstance(a, Colon) or isinstance(r, Colon):
         raise _Undecided
     return False
 
@@ -399,6 +530,13 @@ def compare_answers(
     """
     if compact(answer) == compact(reference) and compact(answer):
         return Comparison(EQUAL, method="exact")
+    a_num, r_num = parse_number_pair(normalize_answer(answer), normalize_answer(reference))
+    if a_num is not None and r_num is not None:
+        if numbers_equal(a_num, r_num, tolerance):
+            return Comparison(EQUAL, method="number")
+        if rounding_only(a_num, r_num):
+            return Comparison(UNPARSEABLE, method="rounded")
+        return Comparison(NOT_EQUAL, hard_negative=True, method="number")
     a = parse_answer(answer)
     r = parse_answer(reference)
     verdict = _equal(a, r, tolerance)

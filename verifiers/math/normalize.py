@@ -12,6 +12,12 @@ import re
 _WRAPPERS = (
     "text",
     "textbf",
+    "textnormal",
+    "textsf",
+    "texttt",
+    "textup",
+    "mathnormal",
+    "bm",
     "textit",
     "textrm",
     "mathrm",
@@ -25,7 +31,7 @@ _WRAPPERS = (
     "displaystyle",
     "hbox",
 )
-_SPACING = re.compile(r"\\(?:[,;:! ]|quad|qquad|enspace|thinspace|medspace|thickspace)")
+_SPACING = re.compile(r"(?<!\\)\\(?:[,;:! ]|quad|qquad|enspace|thinspace|medspace|thickspace)")
 _SIZING = re.compile(
     r"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|big|Big|bigg|Bigg)(?![a-zA-Z])"
 )
@@ -35,6 +41,21 @@ _FRAC_HALF_SHORT = re.compile(r"\\frac\s*\{([^{}]*)\}\s*(\d)")
 _FRAC_FIRST_SHORT = re.compile(r"\\frac\s*(\d)\s*\{")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
 _SPACES = re.compile(r"\s+")
+# ``\\frac`` etc.: a string escaped twice (JSON inside a Python literal).
+_DOUBLE_ESCAPED = re.compile(
+    r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|left|right|sqrt|begin|end|pi|cdot|times|le|leq|ge"
+    r"|geq|ne|neq|text|textbf|mathrm|infty|in|cup|cap|pm|mp|circ|approx|alpha|beta|theta)"
+    r"(?![a-zA-Z]))"
+)
+_TEXT_COMMAND = r"\\(?:text|textbf|textnormal|textrm|textit|textsf|mbox|mathrm|operatorname)"
+# A trailing ``\text{meters}``-style unit after a value (not ``\text{ p.m.}``).
+_TRAILING_TEXT_UNIT = re.compile(
+    rf"(?<=[\d}})%])\s*(?:{_TEXT_COMMAND}\s*\{{\s*([A-Za-z][A-Za-z .]*?)\s*\}}"
+    r"(?:\s*\^\s*\{?\s*[23]\s*\}?)?\s*)+$"
+)
+_THOUSANDS_THIN = re.compile(r",\s*\\!\s*")
+_PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:\\text\{\s*)?(?:pct|percent|percentage)\.?\}?\s*$", re.I)
+_TIME_OF_DAY = re.compile(r"^\s*[ap]\.?\s*m\.?\s*$", re.I)
 _FRAC_ALIASES = re.compile(r"\\[dt]frac(?![a-zA-Z])")
 _BINOM_ALIASES = re.compile(r"\\[dt]binom(?![a-zA-Z])")
 _WORD_OPS = (
@@ -46,6 +67,7 @@ _WORD_OPS = (
     ("≤", "\\le"),
     ("≥", "\\ge"),
     ("≠", "\\ne"),
+    ("!=", "\\ne"),
     ("<=", "\\le"),
     (">=", "\\ge"),
     ("\\lt", "<"),
@@ -137,8 +159,13 @@ def _normalize_once(answer: str) -> str:
     s = answer.strip()
     if not s:
         return ""
+    if _DOUBLE_ESCAPED.search(s):
+        s = s.replace("\\\\", "\\")
     s = s.replace("\\$", "").replace("$", "")
     s = s.replace("\\%", "%")
+    s = _THOUSANDS_THIN.sub(",", s).replace("{,}", ",")
+    s = _PERCENT_WORD.sub("%", s)
+    s = _strip_text_unit(s)
     s = _SPACING.sub(" ", s)
     s = s.replace("~", " ")
     s = _SIZING.sub("", s)
@@ -156,6 +183,16 @@ def _normalize_once(answer: str) -> str:
     while s.endswith(".") or s.endswith("\\"):
         s = s[:-1].rstrip()
     return s
+
+
+def _strip_text_unit(s: str) -> str:
+    """``\\frac{1}{3} \\text{ meters}`` -> ``\\frac{1}{3}``: a unit written
+    as text after a value is presentation."""
+    match = _TRAILING_TEXT_UNIT.search(s)
+    if match is None or _TIME_OF_DAY.match(match.group(1)):
+        return s
+    head = s[: match.start()].rstrip()
+    return head if head else s
 
 
 def compact(answer: str) -> str:

@@ -22,7 +22,9 @@ class Num:
     decimals: int | None = None
 
 
-_INT = r"\d+(?:,\d{3})*"
+# Thousands separators only in well-formed groups: "0,111" and "1234,567" are
+# not thousands-separated (see `decimal_comma`).
+_INT = r"(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)"
 _PLAIN_NUMBER = re.compile(rf"^(-|\+)?(?:({_INT})(?:\.(\d*))?|\.(\d+))$")
 _SPACED_THOUSANDS = re.compile(r"^(-)?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _SCI = re.compile(r"^(.+?)(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([+-]?\d+)\s*\}?$")
@@ -62,7 +64,10 @@ def parse_number(s: str) -> Num | None:
         return None
     if _SPACED_THOUSANDS.match(text):
         text = text.replace(" ", "")
-    text = text.replace("{,}", ",").replace(" ", "")
+    text = text.replace("{,}", ",")
+    if re.search(r",\s", text):
+        return None  # "32, 349" is a list, not a number
+    text = text.replace(" ", "")
     plain = _fraction_of(text)
     if plain is not None:
         return Num(plain[0], percent, plain[1])
@@ -96,6 +101,33 @@ def parse_number(s: str) -> Num | None:
     return None
 
 
+_DECIMAL_COMMA = re.compile(r"^(-)?(\d+),(\d+)$")
+
+
+def decimal_comma(s: str) -> Num | None:
+    """``1,22`` / ``0,111`` / ``1000,99`` read with a decimal comma; None when
+    the comma may be a thousands separator or the text is something else."""
+    match = _DECIMAL_COMMA.match(s.strip().replace("{,}", ","))
+    if not match or len(s) > _MAX_DIGITS:
+        return None
+    sign, integer, fraction = match.groups()
+    if len(fraction) == 3 and integer[0] != "0":
+        return None  # "1,234": thousands
+    value = Fraction(f"{integer}.{fraction}")
+    return Num(-value if sign else value, decimals=len(fraction))
+
+
+def parse_number_pair(answer: str, reference: str) -> tuple[Num | None, Num | None]:
+    """Both sides as numbers; a decimal comma is accepted on one side when
+    the other side is a decimal with a point (``2,74`` vs ``2.74``)."""
+    a, r = parse_number(answer), parse_number(reference)
+    if a is None and r is not None and r.decimals is not None:
+        a = decimal_comma(answer)
+    elif r is None and a is not None and a.decimals is not None:
+        r = decimal_comma(reference)
+    return a, r
+
+
 def candidates(value: Num) -> list[Fraction]:
     """The values a number may mean: ``28%`` is 28 or 0.28."""
     return [value.value, value.value / 100] if value.percent else [value.value]
@@ -111,6 +143,17 @@ def rounded_match(answer: Num, reference: Fraction) -> bool:
         return False
     half_unit = Fraction(1, 2 * 10**answer.decimals)
     return abs(answer.value - reference) <= half_unit
+
+
+def rounding_only(a: Num, r: Num) -> bool:
+    """A short decimal that matches the other side only after rounding
+    (``0.33`` for ``1/3``): too few digits to call it equal, not clearly wrong."""
+    for x, y in ((a, r), (r, a)):
+        if x.decimals and x.decimals >= 1 and y.decimals is None and not y.percent:
+            half_unit = Fraction(1, 2 * 10**x.decimals)
+            if abs(x.value - y.value) <= half_unit:
+                return True
+    return False
 
 
 def numbers_equal(a: Num, r: Num, tol: float) -> bool:

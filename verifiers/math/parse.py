@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -79,23 +80,38 @@ class Choice:
     letter: str
 
 
-Value = Num | Expr | Seq | Union | Relation | Function | Matrix | Text | Choice
+@dataclass(frozen=True, slots=True)
+class Colon:
+    """``4:30 p.m.`` or ``7:32``: a time of day or a ratio (numbers between colons)."""
+
+    parts: tuple[Fraction, ...]
+    meridiem: str  # "a", "p" or ""
+    clock: bool  # looks like a time (H:MM, minutes in two digits)
+
+
+Value = Num | Expr | Seq | Union | Relation | Function | Matrix | Text | Choice | Colon
 
 # ---------------------------------------------------------------- scanning
 
 _OPENERS = "([{"
 _CLOSERS = ")]}"
-_REL_TOKENS = ("\\le", "\\ge", "\\ne", "\\approx", "=", "<", ">")
+_REL_TOKENS = ("\\le", "\\ge", "\\ne", "\\approx", "\\sim", "=", "<", ">")
 _REL_CANON = {
     "\\le": "<=",
     "\\ge": ">=",
     "\\ne": "!=",
-    "\\approx": "=",
+    "\\approx": "~",
+    "\\sim": "~",
     "=": "=",
     "<": "<",
     ">": ">",
 }
-_LIST_WORDS = re.compile(r"\s+(?:and|or)\s+|,\s*(?:and|or)\s+")
+_LIST_WORDS = re.compile(
+    r"\s+(?:and|or)\s+"
+    r"|(?<=[)\]}])\s*(?:and|or)\s*(?=[(\[{\\\d-])"  # "(11,7)or(7,11)"
+    r"|(?<=\d)(?:and|or)(?=[A-Z(\\])"  # "W(x)=1orW(x)=-1"
+    r"|^(?:and|or)\s+"
+)
 
 
 def _depth_scan(s: str) -> list[int]:
@@ -295,13 +311,26 @@ def parse_leaf(s: str) -> Any | None:
 
 # ---------------------------------------------------------------- structure
 
-_CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
+_CHOICE = re.compile(r"^\(?([A-J])\)?$|^\(([a-j])\)$")
+_COLON = re.compile(r"^(\d+(?:\.\d+)?)((?:\s*:\s*\d+(?:\.\d+)?)+)\s*(?:([AaPp])\.?\s*[Mm]\.?)?$")
 _FUNCTION_HEAD = re.compile(r"^\s*([a-zA-Z])\s*\(\s*([a-zA-Z](?:\s*,\s*[a-zA-Z])*)\s*\)\s*$")
 _MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^}]*\})?(.*?)\\end\{\1\}", re.S)
 _IN_PREFIX = re.compile(r"^[a-zA-Z]\s*\\in\s*")
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z '\-]*$")
-_WITH_UNIT = re.compile(r"^(-?[\d.,]+(?:/\d+)?)\s*((?:[A-Za-z]{2,}\.?\s*)+)(?:\^\{?\d\}?)?$")
+_UNIT_WORDS = """m cm mm km in inch inches ft foot feet yd yard yards mi mile miles meter meters
+metre metres centimeter centimeters millimeter millimeters kilometer kilometers kg g mg gram
+grams kilogram kilograms lb lbs pound pounds oz ounce ounces l ml liter liters litre litres
+gallon gallons s sec second seconds min minute minutes h hr hrs hour hours day days week weeks
+month months year years dollar dollars cent cents units unit sq square cubic degree degrees
+rad radian radians mph kph people students ways times percent"""
+_UNITS = frozenset(_UNIT_WORDS.split())
+_TRAILING_WORDS = re.compile(r"^(.*?[\d}).])\s*((?:[A-Za-z]+\.?(?:\^\{?[23]\}?)?\s*)+)$")
 _CONSTANT_WORDS = frozenset({"pi", "inf", "infinity", "oo"})
+_PLUS_MINUS = re.compile(r"\\(?:pm|mp)(?![a-zA-Z])")
+_REPEATING = re.compile(r"^(-)?(\d*)\.(\d*)\\overline\{(\d+)\}$")
+# numeric power towers (``9^{9^{9^{9}}}``) and huge factorials are bombs
+_TOWER = re.compile(r"\d\s*\^\s*\{?\s*\(?\s*\d+\s*\)?\s*\^")
+_BIG_FACTORIAL = re.compile(r"\d{5,}\s*!")
 
 
 @lru_cache(maxsize=4096)
@@ -311,15 +340,60 @@ def parse_answer(answer: str) -> Value:
     return _parse(normalize_answer(answer), depth=0)
 
 
+def _repeating_decimal(s: str) -> Num | None:
+    """``0.\\overline{3}`` -> 1/3."""
+    match = _REPEATING.match(s.replace(" ", ""))
+    if not match:
+        return None
+    sign, whole, fixed, period = match.groups()
+    base = Fraction(int(whole or "0")) + (
+        Fraction(int(fixed), 10 ** len(fixed)) if fixed else Fraction(0)
+    )
+    value = base + Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+    return Num(-value if sign else value)
+
+
+def _colon(match: re.Match[str]) -> Colon:
+    first, rest, meridiem = match.groups()
+    texts = [first, *(p.strip() for p in rest.split(":")[1:])]
+    clock = len(texts) in (2, 3) and all(len(t) == 2 and t.isdigit() for t in texts[1:])
+    return Colon(
+        tuple(Fraction(t) for t in texts),
+        (meridiem or "").lower(),
+        clock and int(texts[1]) < 60 and Fraction(first) <= 24,
+    )
+
+
+def _split_list(s: str) -> list[str]:
+    """Top-level items separated by commas and by the words "and" / "or"."""
+    items: list[str] = []
+    for part in split_top(s, (",",)):
+        if _LIST_WORDS.search(part):
+            depths = _depth_scan(part)
+            cuts = [m for m in _LIST_WORDS.finditer(part) if depths[m.start()] == 0]
+            start = 0
+            for m in cuts:
+                items.append(part[start : m.start()])
+                start = m.end()
+            items.append(part[start:])
+        else:
+            items.append(part)
+    return [p for p in items if p.strip()]
+
+
 def _parse(s: str, depth: int) -> Value:
     s = s.strip()
     if depth > 12 or not s:
         return Text(s)
     if (number := parse_number(s)) is not None:
         return number
-    if match := _CHOICE.match(s):
-        return Choice(match.group(1).upper())
-    if match := _MATRIX.fullmatch(s):
+    if (number := _repeating_decimal(s)) is not None:
+        return number
+    if depth == 0 and (match := _CHOICE.match(s)):
+        return Choice((match.group(1) or match.group(2)).upper())
+    if match := _COLON.match(s):
+        return _colon(match)
+    if s.count("\\begin{") == 1 and (match := _MATRIX.fullmatch(s)):
         body = match.group(2)
         rows = [r for r in re.split(r"\\\\", body) if r.strip()]
         return Matrix(tuple(tuple(_parse(c, depth + 1) for c in r.split("&")) for r in rows))
@@ -329,13 +403,27 @@ def _parse(s: str, depth: int) -> Value:
     if len(unions) > 1:
         return Union(tuple(_parse(p, depth + 1) for p in unions))
 
-    items = [p for p in split_top(s, (",", ";")) if p.strip()]
-    if len(items) == 1 and _LIST_WORDS.search(s):
-        items = [p for p in _LIST_WORDS.split(s) if p.strip()]
+    groups = [p for p in split_top(s, (";",)) if p.strip()]
+    if len(groups) > 1:
+        return Seq("list", tuple(_parse(p, depth + 1) for p in groups))
+
+    items = _split_list(s)
     if len(items) > 1:
         return Seq("list", tuple(_parse(p, depth + 1) for p in items))
+    if len(items) == 1 and items[0].strip() != s:
+        return _parse(items[0], depth + 1)  # "and 82" at the end of a list
 
     parts, ops = _split_relations(s)
+    if ops[:1] == ["~"] and len(ops) == 1 and re.match(r"^[A-Za-z]\s*$", parts[0]):
+        ops = ["="]  # "x \approx 11"
+    if "~" in ops:
+        # "x = 1/3 \approx 0.33": what follows an approximation sign is not the answer
+        cut = ops.index("~")
+        parts, ops = parts[: cut + 1], ops[:cut]
+        if not parts[0].strip() and len(parts) == 1:
+            return Text(s)
+        if not ops:
+            return _parse(parts[0], depth + 1)
     if ops and all(p.strip() for p in parts):
         if len(ops) == 1 and ops[0] == "=" and (head := _FUNCTION_HEAD.match(parts[0])):
             variables = tuple(v.strip() for v in head.group(2).split(","))
@@ -354,12 +442,27 @@ def _parse(s: str, depth: int) -> Value:
             return _parse(inner, depth + 1)
         return Seq("bracket", tuple(_parse(p, depth + 1) for p in inner_items), opening, closing)
 
-    if (unit := _WITH_UNIT.match(s)) and not set(unit.group(2).lower().split()) & _PLAIN_NAMES:
-        if (number := parse_number(unit.group(1))) is not None:
-            return number  # "5 meters", "12 cm^2": the unit is presentation
+    if (unit := _TRAILING_WORDS.match(s)) and all(
+        w.rstrip(".").split("^")[0].lower() in _UNITS for w in unit.group(2).split()
+    ):
+        return _parse(unit.group(1), depth + 1)  # "5 meters", "12 cm^2": presentation
     if len(s) > 2 and _WORDS.match(s) and s.lower() not in _CONSTANT_WORDS:
         return Text(s)  # a word such as "Even", not a product of variables
+    if _PLUS_MINUS.search(s) and len(_PLUS_MINUS.findall(s)) == 1:
+        plus = _PLUS_MINUS.sub("+", s, count=1)
+        minus = _PLUS_MINUS.sub("-", s, count=1)
+        if s.lstrip().startswith("\\mp"):
+            plus, minus = minus, plus
+        return Seq("list", (_parse(plus, depth + 1), _parse(minus, depth + 1)))
+    if _TOWER.search(s) or _BIG_FACTORIAL.search(s):
+        return Text(s)  # would not finish; a judge (or nobody) decides
     expr = parse_leaf(s)
     if expr is None:
         return Text(s)
+    if isinstance(expr, sympy.MatrixBase) or getattr(expr, "is_Matrix", False):
+        try:
+            matrix = sympy.Matrix(expr.doit())
+        except Exception:
+            return Text(s)
+        return Matrix(tuple(tuple(Expr(x) for x in row) for row in matrix.tolist()))
     return Expr(expr)
