@@ -185,14 +185,22 @@ def run_ours(pairs: list[Pair], pool: WorkerPool, timeout: float) -> tuple[list[
     return [v for v in verdicts if v is not None], time.perf_counter() - started
 
 
-def run_math_verify(pairs: list[Pair]) -> tuple[list[bool], float]:
+_DELIMITED = re.compile(r"\$|\\\(|\\\[|\\boxed")
+
+
+def run_math_verify(pairs: list[Pair], wrap: bool = False) -> tuple[list[bool], float]:
+    """Math-Verify, default configuration. `wrap`: put a bare LaTeX reference
+    in ``$...$`` first (its LaTeX extractor only looks inside delimiters)."""
     from math_verify import parse, verify
 
     started = time.perf_counter()
     results = []
     for pair in pairs:
+        reference = pair.reference
+        if wrap and not _DELIMITED.search(reference):
+            reference = f"${reference}$"
         try:
-            results.append(bool(verify(parse(pair.reference), parse(pair.response))))
+            results.append(bool(verify(parse(reference), parse(pair.response))))
         except Exception:
             results.append(False)
     return results, time.perf_counter() - started
@@ -211,9 +219,11 @@ def evaluate(
 ) -> None:
     verdicts, ours_seconds = run_ours(pairs, pool, timeout)
     mv: list[bool] | None = None
-    mv_seconds = 0.0
+    mv_wrapped: list[bool] | None = None
+    mv_seconds = mv_wrapped_seconds = 0.0
     if with_math_verify:
         mv, mv_seconds = run_math_verify(pairs)
+        mv_wrapped, mv_wrapped_seconds = run_math_verify(pairs, wrap=True)
     label_sets = [("", pairs)]
     if relabel is not None:
         label_sets.append((" (corrected)", relabel(pairs)))
@@ -221,13 +231,16 @@ def evaluate(
     for suffix, labelled in label_sets:
         ours = Tally("ours" + suffix, seconds=ours_seconds)
         theirs = Tally("math-verify" + suffix, seconds=mv_seconds)
+        wrapped = Tally("math-verify $ref$" + suffix, seconds=mv_wrapped_seconds)
         for i, pair in enumerate(labelled):
             ours.add(pair.label, verdicts[i].correct)
-            if mv is not None:
+            if mv is not None and mv_wrapped is not None:
                 theirs.add(pair.label, mv[i])
+                wrapped.add(pair.label, mv_wrapped[i])
         print(ours.row())
         if mv is not None:
             print(theirs.row())
+            print(wrapped.row())
     # mismatches against the last label set
     labelled = label_sets[-1][1]
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -247,6 +260,7 @@ def evaluate(
                 "reason": verdict.reason,
                 "detail": verdict.detail,
                 "math_verify": mv[i] if mv is not None else None,
+                "math_verify_wrapped": mv_wrapped[i] if mv_wrapped is not None else None,
                 "reference": pair.reference,
                 "extracted": verdict.extracted_answer,
                 "response_tail": pair.response[-300:],

@@ -356,6 +356,13 @@ def extract_final_answer(text: str) -> Extraction | None:
         answer = _clean(last_line)
         if answer:
             return Extraction(answer, "last_line")
+    if last_line and len(last_line) <= 300 and _COPULA.search(last_line):
+        # "The area is pi*r**2."
+        found = _from_sentence(_TRAILING_FILLER.sub("", last_line))
+        if found and _words_outside_math(found) <= 2:
+            answer = _clean(found)
+            if answer:
+                return Extraction(answer, "last_line")
     numbers = _NUMBER.findall(last_line)
     if numbers:
         return Extraction(numbers[-1].rstrip(","), "last_number")

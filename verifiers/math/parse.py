@@ -364,6 +364,14 @@ def _colon(match: re.Match[str]) -> Colon:
     )
 
 
+def _unit_split(s: str) -> str | None:
+    """The value before trailing unit words ("5 meters" -> "5"), or None."""
+    unit = _TRAILING_WORDS.match(s)
+    if unit and all(w.rstrip(".").split("^")[0].lower() in _UNITS for w in unit.group(2).split()):
+        return unit.group(1)
+    return None
+
+
 def _split_list(s: str) -> list[str]:
     """Top-level items separated by commas and by the words "and" / "or"."""
     items: list[str] = []
@@ -393,6 +401,8 @@ def _parse(s: str, depth: int) -> Value:
         return Choice((match.group(1) or match.group(2)).upper())
     if match := _COLON.match(s):
         return _colon(match)
+    if (unit := _unit_split(s)) is not None and (number := parse_number(unit)) is not None:
+        return number  # "1,000.99 m^2"
     if s.count("\\begin{") == 1 and (match := _MATRIX.fullmatch(s)):
         body = match.group(2)
         rows = [r for r in re.split(r"\\\\", body) if r.strip()]
@@ -442,10 +452,8 @@ def _parse(s: str, depth: int) -> Value:
             return _parse(inner, depth + 1)
         return Seq("bracket", tuple(_parse(p, depth + 1) for p in inner_items), opening, closing)
 
-    if (unit := _TRAILING_WORDS.match(s)) and all(
-        w.rstrip(".").split("^")[0].lower() in _UNITS for w in unit.group(2).split()
-    ):
-        return _parse(unit.group(1), depth + 1)  # "5 meters", "12 cm^2": presentation
+    if (value := _unit_split(s)) is not None:
+        return _parse(value, depth + 1)  # "5 meters", "12 cm^2": presentation
     if len(s) > 2 and _WORDS.match(s) and s.lower() not in _CONSTANT_WORDS:
         return Text(s)  # a word such as "Even", not a product of variables
     if _PLUS_MINUS.search(s) and len(_PLUS_MINUS.findall(s)) == 1:
