@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import marshal
 import os
 import re
 import selectors
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from verifiers.code.guest import launcher_source
+from verifiers.code.guest import GUEST_MOUNT, compiled_dir, script_command
 from verifiers.code.languages import SANDBOX_PYTHON
 from verifiers.code.limits import SandboxLimits
 
@@ -76,6 +77,9 @@ def bwrap_argv(limits: SandboxLimits, info_fd: int | None, command: list[str]) -
     if info_fd is not None:
         argv += ["--info-fd", str(info_fd)]
     argv += _system_binds()
+    guest = compiled_dir(SANDBOX_PYTHON)
+    if guest is not None:
+        argv += ["--ro-bind", guest, GUEST_MOUNT]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
     argv += ["--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp"]
     argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
@@ -165,11 +169,11 @@ def run_guest(
     started = time.monotonic()
     result = GuestRun()
     nonce = job["nonce"]
-    command = [SANDBOX_PYTHON, "-I", "-S", "-c", launcher_source()]
+    command = script_command(SANDBOX_PYTHON, "launcher", confined)
     workdir: str | None = None
     info_r = info_w = -1
     with tempfile.TemporaryFile() as job_file:
-        job_file.write(json.dumps(job).encode())
+        job_file.write(marshal.dumps(job, 4))
         job_file.seek(0)
         kwargs: dict[str, Any] = dict(_user_kwargs())
         if confined:

@@ -11,8 +11,9 @@ from typing import Any
 
 from verifiers.code.compare import stdout_matches, values_equal
 from verifiers.code.extract import extract_code
-from verifiers.code.guest import runner_source
+from verifiers.code.guest import script_command
 from verifiers.code.guest.codec import CodecError, decode_value, encode_value
+from verifiers.code.harness import AssertPlan, plan_assert_tests
 from verifiers.code.languages import SANDBOX_PYTHON, get_language, supported_languages
 from verifiers.code.limits import SandboxLimits
 from verifiers.code.sandbox import SANDBOX_ENV, GuestRun, run_guest, sandbox_available
@@ -156,6 +157,7 @@ class CodeVerifier:
         `language`.
         """
         spec = parse_tests(tests)
+        plan = plan_assert_tests(spec.code, spec.entry_point) if spec.kind == "assert" else None
         if language is not None and (not isinstance(language, str) or not get_language(language)):
             raise TestSpecError(
                 f"unsupported language {language!r}; supported: {', '.join(supported_languages())}"
@@ -191,7 +193,7 @@ class CodeVerifier:
                 extracted_answer=_clip(code, _SHOW),
                 detail={**base, "error": f"code sandbox unavailable: {why}"},
             )
-        job = self._job(spec, code, lang.name, confined)
+        job = self._job(spec, plan, code, lang.name, confined)
         collector = _Collector(spec, stop_on_failure=all_or_nothing)
         limits = self.limits
         deadline = limits.total_wall_seconds + 15.0
@@ -203,7 +205,9 @@ class CodeVerifier:
             )
         return self._verdict(spec, collector, run, code, lang.name, confined, all_or_nothing)
 
-    def _job(self, spec: TestSpec, code: str, lang_name: str, confined: bool) -> dict[str, Any]:
+    def _job(
+        self, spec: TestSpec, plan: AssertPlan | None, code: str, lang_name: str, confined: bool
+    ) -> dict[str, Any]:
         lang = get_language(lang_name)
         assert lang is not None
         cases: list[str] = []
@@ -226,8 +230,8 @@ class CodeVerifier:
             "syntax_check": lang.name == "python",
             "compile": list(lang.compile) if lang.compile else None,
             "run": list(lang.run),
-            "python": SANDBOX_PYTHON,
-            "runner": runner_source(),
+            "runner_cmd": script_command(SANDBOX_PYTHON, "runner", confined),
+            "plan": plan.guest() if plan else None,
             "cases": cases,
             "fn_name": spec.fn_name,
             "test_code": spec.code,

@@ -1,7 +1,7 @@
 """Sandbox guest: the trusted launcher, pid 1 of the sandbox.
 
-Run as ``python3 -I -S -c <this source>`` inside bubblewrap (``--as-pid-1``),
-as the unprivileged sandbox uid. It reads one job (JSON) from stdin, runs the
+Run as ``python3 -I -S launcher.pyc`` inside bubblewrap (``--as-pid-1``), as
+the unprivileged sandbox uid. It reads one job (marshal) from stdin, runs the
 solution under rlimits in child processes, and writes one JSON event per line
 to stdout, each carrying the job's nonce:
 
@@ -29,20 +29,32 @@ Only the standard library may be imported; the codec is inlined at load time.
 
 # ruff: noqa: SIM105 - contextlib would be one more import on the sandbox's start-up path
 
+from __future__ import annotations
+
+import _signal as signal  # `signal` imports enum: ~4 ms per start
 import builtins
 import fcntl
-import json
-import os
+import marshal
+import posix as os  # `os` itself costs an import on the start-up path
 import resource
 import select
-import signal
 import time
-from typing import Any
 
-from verifiers.code.guest.codec import CodecError, decode_value, encode_value  # guest-inline
+from verifiers.code.guest.codec import (
+    CodecError,
+    decode_value,
+    encode_value,
+    from_json,
+    to_json,
+)
+
+TYPE_CHECKING = False  # typing costs ~25 ms to import on the sandbox start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 STDERR_KEEP = 4000
 _TICK = os.sysconf("SC_CLK_TCK")
+_PR_GET_DUMPABLE = 3
 _PR_SET_DUMPABLE = 4
 
 
@@ -71,7 +83,7 @@ class Emitter:
 
     def emit(self, **fields: Any) -> None:
         fields["nonce"] = self.nonce
-        data = (json.dumps(fields, separators=(",", ":")) + "\n").encode()
+        data = (to_json(fields) + "\n").encode()
         while data:
             n = os.write(1, data)
             data = data[n:]
@@ -102,11 +114,22 @@ class Alarm:
 
 
 def make_nondumpable() -> None:
-    import ctypes
+    """prctl(PR_SET_DUMPABLE, 0) through bare _ctypes (ctypes costs ms to import)."""
+    import _ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class CFunc(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL
+        _restype_ = CInt
+
+    class Libc:
+        _handle = _ctypes.dlopen(None, 0)  # type: ignore[arg-type]
+
+    prctl = CFunc(("prctl", Libc()))  # type: ignore[arg-type]
+    if prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def user_rlimits(lim: dict[str, Any]) -> list[tuple[int, int, int]]:
@@ -352,10 +375,9 @@ class Guest:
         req_r, self.req_w = os.pipe2(os.O_CLOEXEC)
         self.resp_r, resp_w = os.pipe2(os.O_CLOEXEC)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        argv = [job["python"], "-I", "-S", "-c", job["runner"], "3", "4"]
-        argv += [job["source_name"], str(self.max_reply)]
+        argv = [*job["runner_cmd"], "3", "4", job["source_name"], str(self.max_reply)]
         lim = dict(sb.limits)
-        lim["cpu"] = float(lim["cpu"]) * (len(job["cases"]) + 2) + 1
+        lim["cpu"] = float(lim["total"]) + 1  # per-case CPU is accounted in `Session`
         try:
             fds = {0: null, 1: null, 2: null, 3: req_r, 4: resp_w}
             self.pid = spawn(argv, fds, user_rlimits(lim), sb.env)
@@ -406,15 +428,15 @@ class Guest:
         payload = bytes(self.buf[start : start + size])
         del self.buf[: start + size]
         try:
-            msg = json.loads(payload)
-        except ValueError:
+            msg = from_json(payload)
+        except (ValueError, RecursionError):
             raise GuestDied("protocol violation by the solution process") from None
         if not isinstance(msg, dict):
             raise GuestDied("protocol violation by the solution process")
         return msg
 
     def request(self, obj: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(obj, separators=(",", ":")).encode()
+        data = to_json(obj).encode()
         data = b"%d\n" % len(data) + data
         try:
             while data:
@@ -584,30 +606,6 @@ def run_functional(sb: Sandbox, job: dict[str, Any], out: Emitter, alarm: Alarm)
     session.drop()
 
 
-def _bound_at_module_level(tree: Any) -> set[str]:
-    import ast
-
-    bound: set[str] = set()
-    stack = list(tree.body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-            continue
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                bound.add((alias.asname or alias.name).split(".")[0])
-            continue
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
-            bound.add(node.id)
-        if isinstance(node, ast.Lambda):
-            continue
-        if isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return bound
-
-
 def _mutable_args(args: tuple[Any, ...]) -> bool:
     return any(type(a) in (list, dict, set, bytearray) for a in args)
 
@@ -654,61 +652,22 @@ def make_proxy(session: Session, name: str) -> Any:
     return proxy
 
 
-def _statement_kind(stmt: Any) -> str:
-    import ast
-
-    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return "setup"
-    for node in ast.walk(stmt):
-        if isinstance(node, ast.Assert):
-            return "case"
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "check"
-        ):
-            return "case"
-    return "setup"
-
-
 def run_assert(sb: Sandbox, job: dict[str, Any], out: Emitter, alarm: Alarm) -> None:
-    import ast
-
-    source = job["test_code"]
+    """Run the planned test statements here; the solution's names are proxies."""
+    plan = job["plan"]
     try:
-        tree = ast.parse(source, "<tests>")
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        out.emit(type="spec_error", msg=f"test code does not parse: {exc}")
-        return
-    stmts = list(tree.body)
-    entry = job.get("entry_point")
-    kinds = [_statement_kind(s) for s in stmts]
-    defines_check = any(
-        isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "check" for s in stmts
-    )
-    if defines_check and entry and "case" not in kinds:
-        stmts.append(ast.parse(f"check({entry})").body[0])
-        kinds.append("case")
-    total = kinds.count("case")
-    if total == 0:
-        out.emit(type="spec_error", msg="test code has no assert statement and no check() call")
-        return
-    try:
-        compiled = [compile(ast.Module([s], []), "<tests>", "exec") for s in stmts]
+        compiled = [
+            (kind, src, compile(src, "<tests>", "exec", dont_inherit=True))
+            for kind, src in plan["statements"]
+        ]
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         out.emit(type="spec_error", msg=f"test code does not compile: {exc}")
         return
-    out.emit(type="plan", total=total)
+    out.emit(type="plan", total=sum(1 for kind, _, _ in compiled if kind == "case"))
 
     session = Session(sb, job, alarm)
-    bound = _bound_at_module_level(tree)
-    loads = {
-        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
-    }
-    wanted = sorted((loads - bound - set(dir(builtins))) | ({entry} if entry else set()))
+    wanted = [n for n in plan["names"] if not hasattr(builtins, n)]
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-
-    setup_error = ""
     try:
         alarm.arm(min(float(sb.limits["wall"]), sb.budget_left()))
         try:
@@ -738,9 +697,9 @@ def run_assert(sb: Sandbox, job: dict[str, Any], out: Emitter, alarm: Alarm) -> 
         session.load_error = ("runtime_error", f"the solution exited while loading: {exc}", "")
         session.drop()
 
+    setup_error = ""
     case_no = 0
-    for stmt, kind, code in zip(stmts, kinds, compiled, strict=True):
-        text = (ast.get_source_segment(source, stmt) or ast.unparse(stmt))[:300]
+    for kind, text, code in compiled:
         if kind == "setup":
             session.begin_case()
             try:
@@ -753,9 +712,10 @@ def run_assert(sb: Sandbox, job: dict[str, Any], out: Emitter, alarm: Alarm) -> 
                 setup_error = setup_error or f"{type(exc).__name__}: {exc}"[:500]
             continue
         i, case_no = case_no, case_no + 1
+        shown = text[:300]
         if session.load_error is not None:
             status, msg, tb = session.load_error
-            out.emit(type="case", i=i, status=status, msg=msg, stderr=tb, test=text)
+            out.emit(type="case", i=i, status=status, msg=msg, stderr=tb, test=shown)
             continue
         if sb.budget_left() <= 0:
             out.emit(type="case", i=i, status="timeout", msg="total time budget exhausted")
@@ -783,7 +743,7 @@ def run_assert(sb: Sandbox, job: dict[str, Any], out: Emitter, alarm: Alarm) -> 
             status, msg = session.fatal
         if status == "passed" and session.cpu_used > float(sb.limits["cpu"]):
             status, msg = "timeout", "CPU time limit exceeded"
-        event: dict[str, Any] = {"status": status, "test": text, "cpu": round(session.cpu_used, 4)}
+        event: dict[str, Any] = {"status": status, "test": shown, "cpu": round(session.cpu_used, 4)}
         if status != "passed":
             event.update(msg=msg, stderr=session.last_tb or setup_error)
         out.emit(type="case", i=i, **event)
@@ -821,7 +781,7 @@ def main() -> None:
     null = os.open("/dev/null", os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    job = json.loads(b"".join(chunks))
+    job = marshal.loads(b"".join(chunks))
     chunks.clear()
     out = Emitter(job["nonce"])
     alarm = Alarm()
