@@ -23,7 +23,14 @@ EVAL_CHUNK = 256
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import tempfile
+
     import uvicorn
+
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # prometheus-client's multiprocess mode: every worker writes here and
+        # /metrics aggregates, so counters are not per-process.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rlvr-metrics-")
 
     uvicorn.run(
         "service.app:create_app",

@@ -14,7 +14,6 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    Info,
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
@@ -65,17 +64,30 @@ CACHE_REQUESTS = Counter(
     "verifier_cache_requests_total", "Cache look-ups by layer and result.", ["layer", "result"]
 )
 CACHE_BACKEND_UP = Gauge(
-    "verifier_cache_backend_up", "1 when Redis answers (or is not configured)."
+    "verifier_cache_backend_up",
+    "1 when Redis answers (or is not configured).",
+    multiprocess_mode="livemin",
 )
 CACHE_ERRORS = Counter("verifier_cache_errors_total", "Redis errors.", ["operation"])
-INFLIGHT_ITEMS = Gauge("verifier_inflight_items", "Items being verified right now.")
-POOL_QUEUE = Gauge("verifier_pool_queue_depth", "Tasks waiting for a math worker.")
-POOL_BUSY = Gauge("verifier_pool_busy_workers", "Math workers running a task.")
-POOL_WORKERS = Gauge("verifier_pool_workers", "Math worker processes.")
+INFLIGHT_ITEMS = Gauge(
+    "verifier_inflight_items", "Items being verified right now.", multiprocess_mode="livesum"
+)
+POOL_QUEUE = Gauge(
+    "verifier_pool_queue_depth", "Tasks waiting for a math worker.", multiprocess_mode="livesum"
+)
+POOL_BUSY = Gauge(
+    "verifier_pool_busy_workers", "Math workers running a task.", multiprocess_mode="livesum"
+)
+POOL_WORKERS = Gauge("verifier_pool_workers", "Math worker processes.", multiprocess_mode="livesum")
 POOL_RESTARTS = Counter(
     "verifier_pool_worker_restarts_total", "Math workers replaced, by reason.", ["reason"]
 )
-BUILD_INFO = Info("verifier_build", "Verifier and judge prompt versions.")
+BUILD_INFO = Gauge(
+    "verifier_build_info",
+    "Always 1; labels carry the verifier and judge prompt versions.",
+    ["version", "prompt_version"],
+    multiprocess_mode="livemax",
+)
 
 
 def render() -> tuple[bytes, str]:
@@ -85,3 +97,15 @@ def render() -> tuple[bytes, str]:
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+JUDGE_REQUESTS = Counter("verifier_judge_requests_total", "Judge calls by outcome.", ["outcome"])
+JUDGE_LATENCY = Histogram(
+    "verifier_judge_request_duration_seconds", "Judge call latency.", buckets=LATENCY_BUCKETS
+)
+JUDGE_TOKENS = Counter("verifier_judge_tokens_total", "Judge token usage.", ["kind"])
+JUDGE_BREAKER = Gauge(
+    "verifier_judge_breaker_state",
+    "Judge circuit breaker: 0 closed, 1 half-open, 2 open.",
+    multiprocess_mode="livemax",
+)

@@ -151,13 +151,35 @@ class BatchRequest(BaseModel):
 class BatchResponse(BaseModel):
     """Results in the order of the request's items."""
 
-    results: list[VerifyResult] = Field(..., description="One result per item, in input order.")
+    results: list[VerifyResult] = Field(
+        ...,
+        description="One result per item, in input order.",
+        examples=[
+            [
+                {
+                    "id": "a1",
+                    "correct": True,
+                    "reward": 1.0,
+                    "stage": "math",
+                    "reason": "equal",
+                    "cached": False,
+                    "extracted_answer": "2",
+                    "confidence": 1.0,
+                    "flags": [],
+                    "latency_ms": 0.3,
+                    "detail": {"method": "exact"},
+                }
+            ]
+        ],
+    )
 
 
 class HealthResponse(BaseModel):
     """Liveness."""
 
-    status: Literal["ok"] = Field("ok", description="Always `ok` while the process serves.")
+    status: Literal["ok"] = Field(
+        "ok", description="Always `ok` while the process serves.", examples=["ok"]
+    )
     version: str = Field(..., description="Verifier version.", examples=["0.1.0"])
 
 
@@ -167,7 +189,9 @@ class ComponentState(BaseModel):
     status: Literal["up", "down", "degraded", "disabled"] = Field(
         ..., description="Component state.", examples=["up"]
     )
-    detail: dict[str, Any] = Field(default_factory=dict, description="Free-form details.")
+    detail: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form details.", examples=[{"workers": 2}]
+    )
 
 
 class ReadyResponse(BaseModel):
@@ -178,7 +202,9 @@ class ReadyResponse(BaseModel):
         ..., description="`degraded` when an optional dependency is down.", examples=["ok"]
     )
     components: dict[str, ComponentState] = Field(
-        ..., description="Per-component state: workers, cache, judge, sandbox."
+        ...,
+        description="Per-component state: workers, cache, judge, sandbox.",
+        examples=[{"workers": {"status": "up", "detail": {}}, "cache": {"status": "disabled"}}],
     )
 
 
@@ -187,4 +213,8 @@ class ErrorResponse(BaseModel):
 
     error: str = Field(..., description="Short error code.", examples=["validation_error"])
     message: str = Field(..., description="Human-readable explanation.", examples=["..."])
-    detail: Any = Field(None, description="Field-level details when relevant.")
+    detail: Any = Field(
+        None,
+        description="Field-level details when relevant.",
+        examples=[[{"field": "body.response", "message": "Field required", "type": "missing"}]],
+    )

@@ -65,7 +65,7 @@ class VerificationService:
             default_judge_mode=self.settings.judge_default_mode if judge_call else "off",
             math_timeout_s=self.settings.math_timeout_s,
         )
-        metrics.BUILD_INFO.info({"version": VERIFIER_VERSION, "prompt_version": judge_version})
+        metrics.BUILD_INFO.labels(VERIFIER_VERSION, judge_version or "none").set(1)
 
     async def _make_judge(self) -> tuple[JudgeCall | None, str]:
         """The judge call, when a judge URL is configured (wired in `service.judge`)."""
