@@ -116,7 +116,8 @@ def test_cache_keys_on_extracted_answer(client: httpx.Client) -> None:
 def test_latex_bomb_abstains_and_others_still_answer(client: httpx.Client) -> None:
     import concurrent.futures
 
-    bomb = {"response": "\\boxed{9^{9^{9^{9}}}}", "reference": "3", "options": {"timeout_s": 1}}
+    nested = "\\frac{1}{" * 400 + "2" + "}" * 400
+    bomb = {"response": f"\\boxed{{{nested}}}", "reference": "3", "options": {"timeout_s": 1}}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         slow = pool.submit(client.post, "/v1/verify", json=bomb)
         fast = client.post(
@@ -128,6 +129,9 @@ def test_latex_bomb_abstains_and_others_still_answer(client: httpx.Client) -> No
     # timeouts are never cached
     again = client.post("/v1/verify", json=bomb).json()
     assert again["cached"] is False and again["reason"] == "timeout"
+    tower = {"response": "\\boxed{9^{9^{9^{9}}}}", "reference": "3", "options": {"timeout_s": 1}}
+    body = client.post("/v1/verify", json=tower).json()
+    assert body["correct"] is None and body["reason"] in ("timeout", "unparseable")
 
 
 @pytest.mark.parametrize(
