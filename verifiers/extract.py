@@ -58,6 +58,7 @@ _TRAILING_FILLER = re.compile(
 )
 _COPULA = re.compile(r"\b(?:is|are|equals|was|be)\b|=")
 _NEW_SENTENCE = re.compile(r"^[\s,.;:]*(?:[.!?]\s+)?[A-Z][a-z]|[.!?]\s+[A-Z][a-z]")
+_LEADING_NUMBER = re.compile(r"^(-?\d[\d,]*(?:\.\d+)?%?)\s+[A-Za-z]")
 _SENTENCE_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
 # Chat-template tokens: what follows the first one is not the response.
 _SPECIAL_TOKEN = re.compile(r"<\|(?:im_start|im_end|endoftext|eot_id|end_of_text)\|>")
@@ -209,6 +210,9 @@ def _from_sentence(sentence: str) -> str | None:
         spans = list(_MATH_SPAN.finditer(rest))
         if spans and not rest[: spans[0].start()].strip():
             return next(g for g in spans[0].groups() if g is not None)
+        leading = _LEADING_NUMBER.match(rest)
+        if leading and not spans:
+            return leading.group(1)  # "there are 12 distinct sequences"
         if rest and _words_outside_math(rest) <= 2:
             return rest
     span = _last_math_span(text)
@@ -365,7 +369,7 @@ def extract_final_answer(text: str) -> Extraction | None:
                 return Extraction(answer, "last_line")
     numbers = _NUMBER.findall(last_line)
     if numbers:
-        return Extraction(numbers[-1].rstrip(","), "last_number")
+        return Extraction(numbers[-1].rstrip(",")[:MAX_ANSWER_CHARS], "last_number")
     return None
 
 

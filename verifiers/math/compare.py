@@ -528,6 +528,13 @@ def compare_answers(
     Never raises on model text (unparseable input gives ``unparseable``).
     May run long on hostile input: call it through a `WorkerPool`.
     """
+    try:
+        return _compare(answer, reference, tolerance)
+    except RecursionError:
+        return Comparison(UNPARSEABLE, method="too_deep")
+
+
+def _compare(answer: str, reference: str, tolerance: float) -> Comparison:
     if compact(answer) == compact(reference) and compact(answer):
         return Comparison(EQUAL, method="exact")
     a_num, r_num = parse_number_pair(normalize_answer(answer), normalize_answer(reference))
@@ -539,6 +546,11 @@ def compare_answers(
         return Comparison(NOT_EQUAL, hard_negative=True, method="number")
     a = parse_answer(answer)
     r = parse_answer(reference)
+    if isinstance(r, Choice) and not isinstance(a, Choice):
+        match = _LEADING_CHOICE.match(normalize_answer(answer))
+        if match:  # "(B) 12" for "B"
+            same = match.group(1) == r.letter
+            return Comparison(EQUAL if same else NOT_EQUAL, method="choice")
     verdict = _equal(a, r, tolerance)
     if verdict is None:
         return Comparison(UNPARSEABLE, method=type(a).__name__.lower())

@@ -289,10 +289,27 @@ def _latex_sympy(s: str) -> Any:
 _PLAIN_HINTS = ("**", "sqrt(", "pi", "log(", "exp(", "sin(", "cos(", "tan(")
 
 
+_MAX_NESTING = 40
+
+
+def _too_deep(text: str) -> bool:
+    """More than `_MAX_NESTING` nested brackets: the parser would recurse too deep."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "({[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")}]":
+            depth -= 1
+    return deepest > _MAX_NESTING
+
+
 def parse_leaf(s: str) -> Any | None:
     """A sympy expression for one scalar answer, or None if it does not parse."""
     text = s.strip()
     if not text:
+        return None
+    if _too_deep(text):
         return None
     try:
         if "\\" not in text and any(h in text for h in _PLAIN_HINTS):
@@ -300,8 +317,10 @@ def parse_leaf(s: str) -> Any | None:
             if plain is not None:
                 return plain
         result = _latex_sympy(text)
-    except (RecursionError, MemoryError):
+    except MemoryError:
         raise
+    except RecursionError:
+        return None  # deeply nested input: unparseable, not an error
     except Exception:
         return None
     if isinstance(result, list | tuple):
@@ -329,7 +348,11 @@ _CONSTANT_WORDS = frozenset({"pi", "inf", "infinity", "oo"})
 _PLUS_MINUS = re.compile(r"\\(?:pm|mp)(?![a-zA-Z])")
 _REPEATING = re.compile(r"^(-)?(\d*)\.(\d*)\\overline\{(\d+)\}$")
 # numeric power towers (``9^{9^{9^{9}}}``) and huge factorials are bombs
-_TOWER = re.compile(r"\d\s*\^\s*\{?\s*\(?\s*\d+\s*\)?\s*\^")
+_TOWER = re.compile(
+    r"\d\s*\^\s*\{?\s*\(?\s*\d+\s*\)?\s*\^"  # 9^{9^{9}}
+    r"|\d\s*\^\s*\{?\s*\(?\s*\d{5,}"  # 9^{123456}
+    r"|\d\s*(?:\*\*|\^)\s*\(?\s*\d+\s*\)?\s*(?:\*\*|\^)"
+)
 _BIG_FACTORIAL = re.compile(r"\d{5,}\s*!")
 
 
