@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import metrics
+from service.errors import ApiError
+from service.job_routes import build_router as build_job_router
 from service.schemas import (
     BatchRequest,
     BatchResponse,
@@ -40,14 +42,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-class ApiError(Exception):
-    """An error that becomes a 4xx `ErrorResponse`."""
-
-    def __init__(self, status: int, error: str, message: str, detail: Any = None) -> None:
-        super().__init__(message)
-        self.status, self.error, self.message, self.detail = status, error, message, detail
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -248,6 +242,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_item_sizes(batch.items)
         return BatchResponse(results=await service.verify_items(batch.items, "batch"))
 
+    app.include_router(build_job_router(service.jobs, settings.max_job_items, secured))
+
     @app.get("/healthz", response_model=HealthResponse, tags=["ops"], summary="Liveness")
     async def healthz() -> HealthResponse:
         return HealthResponse(status="ok", version=VERIFIER_VERSION)
@@ -283,11 +279,12 @@ async def readiness(service: VerificationService) -> ReadyResponse:
             "busy": pool.busy_workers,
             "queue_depth": pool.queue_depth,
             "restarts": dict(pool.restarts),
+            "job_queue_depth": service.jobs.queue_depth(),
         },
     )
     cache_state = await service.cache.refresh()
     components["cache"] = ComponentState(
-        status="disabled" if cache_state == "disabled" else cache_state,  # type: ignore[arg-type]
+        status="disabled" if cache_state == "disabled" else cache_state,
         detail=service.cache.describe(),
     )
     if service.judge is None:

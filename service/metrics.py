@@ -94,7 +94,7 @@ def render() -> tuple[bytes, str]:
     """The exposition text (multiprocess-aware) and its content type."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        _multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
@@ -107,5 +107,13 @@ JUDGE_TOKENS = Counter("verifier_judge_tokens_total", "Judge token usage.", ["ki
 JUDGE_BREAKER = Gauge(
     "verifier_judge_breaker_state",
     "Judge circuit breaker: 0 closed, 1 half-open, 2 open.",
+    multiprocess_mode="livemax",
+)
+
+JOBS_SUBMITTED = Counter("verifier_jobs_submitted_total", "Batch jobs accepted.")
+JOB_ITEMS = Counter("verifier_job_items_total", "Items verified by job workers.")
+JOB_QUEUE = Gauge(
+    "verifier_jobs_queue_depth",
+    "Job chunks waiting or in progress (Redis stream lag + pending).",
     multiprocess_mode="livemax",
 )

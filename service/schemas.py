@@ -93,7 +93,7 @@ class VerifyItem(BaseModel):
     )
     options: VerifyOptions = Field(
         default_factory=VerifyOptions,
-        description="Per-item options.",  # type: ignore[arg-type]
+        description="Per-item options.",
     )
 
 
@@ -218,3 +218,35 @@ class ErrorResponse(BaseModel):
         description="Field-level details when relevant.",
         examples=[[{"field": "body.response", "message": "Field required", "type": "missing"}]],
     )
+
+
+class JobRequest(BaseModel):
+    """A large batch to run in the background (or send JSONL: one item per line)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[VerifyItem] = Field(
+        ...,
+        description="The items; results keep this order.",
+        examples=[[{"response": "\\boxed{2}", "reference": "2"}]],
+    )
+
+
+class JobStatus(BaseModel):
+    """Status and progress of a job."""
+
+    id: str = Field(..., description="Job id.", examples=["9f1c2d"])
+    status: Literal["queued", "running", "completed", "failed", "cancelled"] = Field(
+        ..., description="Job state.", examples=["running"]
+    )
+    total: int = Field(..., description="Items in the job.", examples=[10000])
+    done: int = Field(..., description="Items verified so far.", examples=[4096])
+    chunks: int = Field(..., description="Chunks the job was split into.", examples=[157])
+    chunks_done: int = Field(..., description="Chunks finished.", examples=[64])
+    correct: int = Field(..., description="Items accepted so far.", examples=[2900])
+    abstained: int = Field(..., description="Items with `correct: null` so far.", examples=[3])
+    created_at: float = Field(..., description="Unix time of submission.", examples=[1.7e9])
+    finished_at: float | None = Field(
+        None, description="Unix time it completed or was cancelled.", examples=[None]
+    )
+    error: str | None = Field(None, description="Why it failed, if it did.", examples=[None])

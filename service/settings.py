@@ -46,6 +46,15 @@ class Settings(BaseSettings):
         False, description="DANGEROUS development setting: run code without bubblewrap."
     )
 
+    # jobs
+    job_chunk_size: int = Field(64, ge=1, le=10_000, description="Items per job chunk.")
+    job_workers: int = Field(2, ge=1, description="Chunks verified concurrently per replica.")
+    job_ttl_s: int = Field(24 * 3600, ge=1, description="Jobs and their results expire after this.")
+    job_claim_idle_s: float = Field(
+        60.0, gt=0, description="A chunk pending this long on a silent replica is taken over."
+    )
+    max_job_items: int = Field(1_000_000, ge=1, description="Largest job.")
+
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

@@ -14,6 +14,7 @@ from typing import Any
 
 from service import metrics
 from service.cache import VerdictCache
+from service.jobs import JobBackend, MemoryJobs, RedisJobs
 from service.schemas import VerifyItem, VerifyResult
 from service.settings import Settings
 from verifiers.cascade import Cascade, CodeRunner, JudgeCall, Plan, VerifyRequest
@@ -45,6 +46,22 @@ class VerificationService:
             prefix=settings.redis_prefix,
             retry_s=settings.redis_retry_s,
         )
+        self.jobs: JobBackend = (
+            RedisJobs(
+                settings.redis_url,
+                prefix=settings.redis_prefix,
+                chunk_size=settings.job_chunk_size,
+                workers=settings.job_workers,
+                ttl_s=settings.job_ttl_s,
+                claim_idle_s=settings.job_claim_idle_s,
+            )
+            if settings.redis_url
+            else MemoryJobs(
+                chunk_size=settings.job_chunk_size,
+                workers=settings.job_workers,
+                ttl_s=settings.job_ttl_s,
+            )
+        )
         self.code: CodeRunner | None = None
         self.code_status: tuple[bool, str] = (False, "not started")
         self.judge: Any = None
@@ -66,6 +83,7 @@ class VerificationService:
             math_timeout_s=self.settings.math_timeout_s,
         )
         metrics.BUILD_INFO.labels(VERIFIER_VERSION, judge_version or "none").set(1)
+        await self.jobs.start(lambda items: self.verify_items(items, "job"))
 
     async def _make_judge(self) -> tuple[JudgeCall | None, str]:
         """The judge call, when a judge URL is configured (wired in `service.judge`)."""
@@ -77,6 +95,7 @@ class VerificationService:
         return call, version
 
     async def close(self) -> None:
+        await self.jobs.close()
         await self.cache.close()
         if self.judge is not None:
             await self.judge.aclose()
