@@ -116,8 +116,9 @@ def test_cache_keys_on_extracted_answer(client: httpx.Client) -> None:
 def test_latex_bomb_abstains_and_others_still_answer(client: httpx.Client) -> None:
     import concurrent.futures
 
-    nested = "\\frac{1}{" * 400 + "2" + "}" * 400
-    bomb = {"response": f"\\boxed{{{nested}}}", "reference": "3", "options": {"timeout_s": 1}}
+    # a product sympy evaluates term by term: far beyond a 1 s deadline
+    slow = "\\prod_{k=1}^{3000000} (1+\\frac{1}{k})"
+    bomb = {"response": f"\\boxed{{{slow}}}", "reference": "3", "options": {"timeout_s": 1}}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         slow = pool.submit(client.post, "/v1/verify", json=bomb)
         fast = client.post(
