@@ -183,7 +183,7 @@ ATTACKS: dict[str, tuple[str, dict[str, Any], set[str]]] = {
         "builtins.AssertionError = type('Nope', (Exception,), {})\n"
         "abs = lambda x: 0\n" + WRONG_INC,
         HUMANEVAL,
-        {Reason.WRONG_ANSWER, Reason.RUNTIME_ERROR},  # the patch may break its own process
+        {Reason.WRONG_ANSWER},
     ),
     "always-equal object": (
         "class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n"

@@ -22,6 +22,11 @@ import builtins
 import posix as os  # `os` itself costs an import on the start-up path
 import sys
 
+# Functions defined below resolve built-in names through this snapshot, not the
+# live `builtins` module, so a solution that patches builtins cannot break the
+# runner's own encoding of its results.
+__builtins__ = dict(vars(builtins))  # type: ignore[assignment]
+
 from verifiers.code.guest.codec import (
     CodecError,
     decode_value,
