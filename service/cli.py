@@ -167,6 +167,94 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_item(row: dict[str, Any]) -> dict[str, Any]:
+    """An input line: a VerifyItem, or an OpenAI Batch line (`custom_id` + `body`)."""
+    if "body" in row and "custom_id" in row:
+        return {**row["body"], "id": str(row["custom_id"])}
+    return row
+
+
+def _finished_lines(out: Path) -> int:
+    """Complete result lines already in `out`; a torn last line is cut off."""
+    if not out.exists():
+        return 0
+    data = out.read_bytes()
+    complete = data.rfind(b"\n") + 1
+    if complete < len(data):
+        with out.open("r+b") as handle:
+            handle.truncate(complete)
+    return data[:complete].count(b"\n")
+
+
+async def _run_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from service.schemas import VerifyItem
+
+    source, out = Path(args.file), Path(args.out)
+    rows = [_batch_item(row) for _, row in _read_jsonl(source)]
+    done = _finished_lines(out)
+    if done > len(rows):
+        raise SystemExit(
+            f"{out} has {done} lines but {source} only {len(rows)}: wrong output file?"
+        )
+    for number, row in enumerate(rows, 1):
+        try:
+            VerifyItem.model_validate(row)
+        except ValidationError as exc:
+            raise SystemExit(f"{source}:{number}: invalid item: {exc}") from exc
+
+    async def verify_local(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        assert service is not None
+        items = [VerifyItem.model_validate(row) for row in chunk]
+        return [r.model_dump() for r in await service.verify_items(items, "cli")]
+
+    async def verify_remote(chunk: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for attempt in range(5):
+            try:
+                response = await http.post("/v1/verify/batch", json={"items": chunk})
+                if response.status_code < 500:
+                    response.raise_for_status()
+                    results: list[dict[str, Any]] = response.json()["results"]
+                    return results
+            except httpx.TransportError:
+                if attempt == 4:
+                    raise
+            await asyncio.sleep(0.5 * 2**attempt)
+        response.raise_for_status()
+        raise AssertionError("unreachable")
+
+    import httpx
+
+    service = None
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    http = httpx.AsyncClient(base_url=args.url or "http://unused", timeout=600, headers=headers)
+    if args.url is None:
+        service = _make_service(args.no_judge)
+        await service.start()
+    verify = verify_local if service is not None else verify_remote
+    try:
+        with (
+            out.open("a", encoding="utf-8") as sink,
+            tqdm(total=len(rows), initial=done, file=sys.stderr, unit="item") as bar,
+        ):
+            for offset in range(done, len(rows), args.chunk):
+                chunk = rows[offset : offset + args.chunk]
+                for result in await verify(chunk):
+                    sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+                sink.flush()
+                bar.update(len(chunk))
+    finally:
+        await http.aclose()
+        if service is not None:
+            await service.close()
+    return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    return asyncio.run(_run_batch(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlvr-verifier",
@@ -197,6 +285,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-judge", action="store_true", help="rules only")
     evaluate.add_argument("--out", help="write per-line results here (JSONL)")
     evaluate.set_defaults(run=_eval)
+
+    batch = verbs.add_parser(
+        "batch", help="verify a JSONL file; resumes an interrupted run without redoing lines"
+    )
+    batch.add_argument(
+        "file", help="lines of verify items, or OpenAI Batch lines (custom_id, body)"
+    )
+    batch.add_argument("-o", "--out", required=True, help="results, one JSON line per input line")
+    batch.add_argument("--url", help="a running service; default: verify in this process")
+    batch.add_argument("--api-key", default=os.environ.get("VERIFIER_API_KEY"))
+    batch.add_argument("--chunk", type=int, default=256, help="items per request")
+    batch.add_argument("--no-judge", action="store_true", help="in-process: ignore the judge URL")
+    batch.set_defaults(run=_batch)
     return parser
 
 

@@ -61,3 +61,61 @@ def test_eval_reports_the_bad_line(tmp_path: Path) -> None:
     done = run_cli("eval", str(data), "--json")
     assert done.returncode != 0
     assert "bad.jsonl:2" in done.stderr
+
+
+def _batch_input(tmp_path: Path, n: int) -> Path:
+    rows = [
+        {"id": f"b{k}", "response": f"\\boxed{{{k}}}", "reference": str(k if k % 3 else k + 1)}
+        for k in range(n)
+    ]
+    rows[1] = {"custom_id": "openai-1", "body": {"response": "\\boxed{1}", "reference": "1"}}
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _expected(n: int) -> list[tuple[str, bool]]:
+    return [("openai-1" if k == 1 else f"b{k}", bool(k % 3)) for k in range(n)]
+
+
+def test_batch_in_process_resumes_without_redoing_lines(tmp_path: Path) -> None:
+    source = _batch_input(tmp_path, 25)
+    out = tmp_path / "out.jsonl"
+    # an interrupted earlier run: 10 finished lines and a torn one
+    first = run_cli("batch", str(source), "-o", str(out), "--chunk", "10", "--no-judge")
+    assert first.returncode == 0, first.stderr
+    lines = out.read_text().splitlines()
+    out.write_text("\n".join(lines[:10]) + "\n" + lines[10][:15])
+    marker = json.loads(lines[3])
+    marker["detail"]["resumed"] = "kept"
+    rewritten = out.read_text().splitlines()
+    rewritten[3] = json.dumps(marker)
+    out.write_text("\n".join(rewritten))
+    second = run_cli("batch", str(source), "-o", str(out), "--chunk", "10", "--no-judge")
+    assert second.returncode == 0, second.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["correct"]) for r in results] == _expected(25)
+    assert results[3]["detail"].get("resumed") == "kept"  # finished lines were not redone
+
+
+def test_batch_through_a_running_service(tmp_path: Path, service_factory) -> None:  # type: ignore[no-untyped-def]
+    api = service_factory(api_keys="secret")
+    source = _batch_input(tmp_path, 12)
+    out = tmp_path / "out.jsonl"
+    done = run_cli(
+        "batch",
+        str(source),
+        "-o",
+        str(out),
+        "--url",
+        api.url,
+        "--api-key",
+        "secret",
+        "--chunk",
+        "5",
+    )
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["correct"]) for r in results] == _expected(12)
+    refused = run_cli("batch", str(source), "-o", str(tmp_path / "x.jsonl"), "--url", api.url)
+    assert refused.returncode != 0 and "401" in refused.stderr
