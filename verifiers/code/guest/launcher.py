@@ -388,6 +388,7 @@ class Guest:
         os.set_blocking(self.resp_r, False)
         self.buf = bytearray()
         self.alive = True
+        self.cpu_limit: float | None = None  # absolute CPU seconds for the pending reply
 
     def cpu(self) -> float:
         return proc_cpu(self.pid)
@@ -397,7 +398,15 @@ class Guest:
         poller.register(self.resp_r, select.POLLIN)
         poller.register(self.pidfd, select.POLLIN)
         while True:
-            ready = dict(poller.poll())
+            timeout_ms = None
+            if self.cpu_limit is not None:
+                # CPU time never outruns wall time, so sleeping for the CPU budget
+                # left and then re-checking catches a busy loop at its CPU limit.
+                left = self.cpu_limit - self.cpu()
+                if left <= 0:
+                    raise CandidateFatal("timeout", "CPU time limit exceeded")
+                timeout_ms = max(20.0, left * 1000)
+            ready = dict(poller.poll(timeout_ms))
             if self.resp_r in ready or self.pidfd in ready:
                 try:
                     chunk = os.read(self.resp_r, 1 << 20)
@@ -491,16 +500,23 @@ class Session:
             return self.guest
         guest = Guest(self.sb, self.job)
         self.guest = guest
+        guest.cpu_limit = float(self.sb.limits["cpu"])
         try:
             reply = guest.recv()
         except GuestDied as exc:
             self.load_error = ("runtime_error", f"the solution exited while loading: {exc}", "")
             self.drop()
             raise CandidateFatal(self.load_error[0], self.load_error[1]) from None
+        except CandidateFatal as exc:
+            self.load_error = (exc.status, f"while loading the solution: {exc.msg}", "")
+            self.drop()
+            raise
         except CaseTimeout:
             self.load_error = ("timeout", "loading the solution timed out", "")
             self.drop()
             raise
+        finally:
+            guest.cpu_limit = None
         if not reply.get("ready"):
             self.load_error = load_failure(reply)
             self.last_tb = self.load_error[2]
@@ -532,12 +548,15 @@ class Session:
         before = guest.cpu()
         req: dict[str, Any] = {"op": "call", "fn": name, "args": args_text}
         req.update(kwargs=kwargs_text, want_args=want_args)
+        guest.cpu_limit = before + float(self.sb.limits["cpu"]) - self.cpu_used
         try:
             reply = guest.request(req)
         except GuestDied as exc:
             raise self.fail("runtime_error", str(exc)) from None
         except CandidateFatal as exc:
             raise self.fail(exc.status, exc.msg) from None
+        finally:
+            guest.cpu_limit = None
         self.cpu_used += max(0.0, guest.cpu() - before)
         if self.cpu_used > float(self.sb.limits["cpu"]):
             raise self.fail("timeout", "CPU time limit exceeded")
