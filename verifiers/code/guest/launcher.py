@@ -159,6 +159,8 @@ def spawn(
     if pid == 0:  # pragma: no cover - child
         try:
             os.setsid()
+            # Move everything out of the target range first so no dup2 clobbers a source.
+            err_w = fcntl.fcntl(err_w, fcntl.F_DUPFD_CLOEXEC, 512)
             moved = {t: fcntl.fcntl(s, fcntl.F_DUPFD_CLOEXEC, 256) for t, s in fds.items()}
             for target, src in moved.items():
                 os.dup2(src, target, inheritable=True)
@@ -275,10 +277,8 @@ def run_process(
     cap = int(lim["output"])
     deadline = start + float(lim["wall"])
     exited = timed_out = too_much = False
-    err_dropped = 0
 
     def drain(fd: int) -> bool:
-        nonlocal err_dropped
         buf = readers[fd]
         while True:
             try:
@@ -292,7 +292,6 @@ def run_process(
             if fd == out_r and len(buf) > cap:
                 return True
             if fd != out_r and len(buf) > 2 * STDERR_KEEP:
-                err_dropped += len(buf) - STDERR_KEEP
                 del buf[:-STDERR_KEEP]
 
     open_readers = set(readers)
