@@ -58,6 +58,18 @@ def bwrap_path() -> str | None:
 
 
 @cache
+def _bwrap_has_size() -> bool:
+    """bwrap >= 0.5 understands ``--size`` (a size limit for the next --tmpfs)."""
+    try:
+        out = subprocess.run(
+            [bwrap_path() or "bwrap", "--help"], capture_output=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return b"--size" in out
+
+
+@cache
 def _system_binds() -> tuple[str, ...]:
     args = ["--ro-bind", "/usr", "/usr"]
     for d in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -81,7 +93,9 @@ def bwrap_argv(limits: SandboxLimits, info_fd: int | None, command: list[str]) -
     if guest is not None:
         argv += ["--ro-bind", guest, GUEST_MOUNT]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
-    argv += ["--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp"]
+    if _bwrap_has_size():
+        argv += ["--size", str(limits.tmpfs_bytes)]
+    argv += ["--tmpfs", "/tmp"]
     argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for key, value in SANDBOX_ENV.items():
         argv += ["--setenv", key, value]
@@ -134,7 +148,8 @@ def _probe() -> tuple[bool, str]:
         err = proc.stderr.decode(errors="replace").strip()[-500:]
         return False, f"bubblewrap sandbox does not work here (exit {proc.returncode}): {err}"
     uid = SANDBOX_UID if os.geteuid() == 0 else os.geteuid()
-    return True, f"bubblewrap {bwrap_path()} as uid {uid}"
+    tmpfs = "size-limited tmpfs" if _bwrap_has_size() else "tmpfs WITHOUT a size limit (old bwrap)"
+    return True, f"bubblewrap {bwrap_path()} as uid {uid}, {tmpfs}"
 
 
 @dataclass(slots=True)
