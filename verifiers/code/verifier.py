@@ -164,7 +164,8 @@ class CodeVerifier:
             )
         extracted = extract_code(response if isinstance(response, str) else str(response), language)
         code, lang_name = extracted.code, extracted.language
-        base = {"language": lang_name, "passed": 0, "total": len(spec.cases) or None}
+        total = plan.total if plan is not None else len(spec.cases)
+        base = {"language": lang_name, "passed": 0, "total": total}
         lang = get_language(lang_name)
 
         def reject(reason: str, msg: str) -> Verdict:

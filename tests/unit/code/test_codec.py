@@ -58,6 +58,11 @@ def test_subclasses_arrive_as_plain_builtins() -> None:
     assert back[0] != 4
 
 
+def test_iterators_and_views_arrive_as_lists() -> None:
+    values = [map(abs, [-1, 2]), (x for x in "ab"), range(3), {1: 2}.keys(), {1: 2}.items()]
+    assert decode_value(encode_value(values, CAP)) == [[1, 2], ["a", "b"], [0, 1, 2], [1], [(1, 2)]]
+
+
 def test_custom_objects_are_rejected() -> None:
     class AlwaysEqual:
         def __eq__(self, other: object) -> bool:

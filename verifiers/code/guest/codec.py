@@ -9,7 +9,8 @@ format is a one-key tag:
   ``{"c": [re, im]}`` complex, ``{"f": "nan" | "inf" | "-inf"}`` float,
   ``{"i": "<hex>"}`` integer too large for a JSON number.
 
-Encoding reads values through the *base* type's methods, so a subclass that
+Iterators (generators, ``map``), ranges and dict views are sent as the list
+they would produce. Encoding reads values through the *base* type's methods, so a subclass that
 overrides ``__iter__`` or ``__eq__`` cannot change what is sent, and the
 receiver only ever rebuilds plain built-in objects: no user-defined type, and
 therefore no user-defined ``__eq__``, survives the trip.
@@ -82,6 +83,7 @@ except ImportError:  # pragma: no cover - non-CPython
 
 
 MAX_DEPTH = 200
+_VIEWS = frozenset({"dict_keys", "dict_values", "dict_items"})
 _SMALL_INT = 1 << 53
 
 
@@ -148,6 +150,9 @@ def _enc(v: Any, depth: int, budget: list[int]) -> Any:
     if isinstance(v, complex):
         c = complex.__complex__(v)
         return {"c": [_enc(c.real, d, budget), _enc(c.imag, d, budget)]}
+    if isinstance(v, range) or type(v).__name__ in _VIEWS or hasattr(type(v), "__next__"):
+        # map/filter/generator results and dict views: what `list(result)` would see
+        return [_enc(x, d, budget) for x in v]
     raise CodecError(f"cannot serialise a value of type {type(v).__name__}")
 
 
