@@ -870,12 +870,21 @@ def _truncated(stripped: str, tail: str) -> bool:
     lines = [line for line in tail.splitlines() if line.strip()]
     last_line = lines[-1] if lines else ""
     # A long response whose last line is a long, number-free sentence without
-    # an end: the generation ran out mid-thought.
+    # an end: the generation ran out mid-thought. A line that concludes
+    # ("... hence the claim holds") is a finished answer missing its period.
+    words = _WORD.findall(last_line.casefold())
     return (
-        len(_WORD.findall(last_line)) > 8
+        len(words) > 8
         and not _MATHLIKE.search(last_line)
         and last_line.rstrip()[-1:].isalpha()
+        and not _CONCLUDING.intersection(words)
     )
+
+
+_CONCLUDING = frozenset(
+    """therefore thus hence so consequently proved proven holds hold complete completes
+    completed qed conclude concludes concluded follows true false answer result""".split()  # noqa: SIM905
+)
 
 
 def screen_answer(answer: str) -> GuardResult:

@@ -81,6 +81,18 @@ def test_unclosed_think_is_flagged() -> None:
     assert "unclosed_think" in result.flags
 
 
+def test_long_proof_without_final_period_is_kept() -> None:
+    body = "Assume the claim holds for k and consider the case k plus one. " * 40
+    text = body + "\nBy induction the statement holds for every natural number n"
+    assert screen_response(text).rejection is None
+
+
+def test_long_response_cut_mid_sentence_is_truncated() -> None:
+    body = "We expand the product and collect the terms carefully, one by one. " * 40
+    text = body + "\nNext we look at the remaining coefficient of the highest power and see"
+    assert screen_response(text).guard == "truncated"
+
+
 def test_code_endings_are_not_truncation() -> None:
     for code in [
         "int main() {\n  return 0;\n}",

@@ -290,7 +290,15 @@ class JudgeClient:
         if not self._breaker.allow():
             self._finished("breaker_open", 0.0, None)
             return self._unavailable(request, "circuit breaker open", 0)
+        try:
+            return await self._call(request)
+        except BaseException:
+            # Cancelled, or a bug of ours: not the server's fault. Free the
+            # half-open probe slot so the breaker cannot get stuck.
+            self._breaker.release()
+            raise
 
+    async def _call(self, request: JudgeRequest) -> Verdict:
         prompt = build_prompt(
             request.reference,
             request.answer,
@@ -305,32 +313,29 @@ class JudgeClient:
             choice_field=self.config.choice_field,
             top_logprobs=self.config.top_logprobs,
         )
-        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        # ASCII escapes: valid JSON even for lone surrogates in model text.
+        payload = json.dumps(body).encode("ascii")
         started = time.perf_counter()
         attempts = 0
         tried: set[str] = set()
         error: _AttemptError | None = None
-        try:
-            for attempt in range(self.config.retries + 1):
-                if attempt:
-                    await asyncio.sleep(self._backoff(attempt - 1))
-                attempts += 1
-                replica = self._pick(tried)
-                tried.add(replica.url)
-                try:
-                    reply = await self._attempt(replica, payload)
-                except _AttemptError as exc:
-                    error = exc
-                    if not exc.retryable:
-                        break
-                    continue
-                self._breaker.record_success()
-                latency = time.perf_counter() - started
-                self._finished(_OUTCOME_BY_LABEL[reply.label], latency, reply)
-                return self._verdict(request, reply, attempts, prompt.includes_question)
-        except asyncio.CancelledError:
-            self._breaker.release()
-            raise
+        for attempt in range(self.config.retries + 1):
+            if attempt:
+                await asyncio.sleep(self._backoff(attempt - 1))
+            attempts += 1
+            replica = self._pick(tried)
+            tried.add(replica.url)
+            try:
+                reply = await self._attempt(replica, payload)
+            except _AttemptError as exc:
+                error = exc
+                if not exc.retryable:
+                    break
+                continue
+            self._breaker.record_success()
+            latency = time.perf_counter() - started
+            self._finished(_OUTCOME_BY_LABEL[reply.label], latency, reply)
+            return self._verdict(request, reply, attempts, prompt.includes_question)
         self._breaker.record_failure()
         assert error is not None
         self._finished(error.outcome, time.perf_counter() - started, None)

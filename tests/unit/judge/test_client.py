@@ -504,3 +504,30 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError):
         JudgeConfig(urls=("http://x",), model="m", top_logprobs=21)
     assert JudgeConfig(urls=("http://x:1/",), model="m").urls == ("http://x:1/v1",)
+
+
+async def test_cancelled_probe_does_not_wedge_the_breaker(fake_judge: FakeVLLMJudge) -> None:
+    clock = FakeClock()
+    fake_judge.fail(500)
+    config = JudgeConfig(
+        urls=(fake_judge.url,),
+        model=MODEL,
+        retries=0,
+        breaker_failures=1,
+        breaker_reset_s=5.0,
+        timeout_s=2.0,
+    )
+    async with JudgeClient(config, clock=clock) as client:
+        await client.judge(REQUEST)
+        clock.now += 5
+        fake_judge.recover()
+        fake_judge.slow(1.0)
+        probe = asyncio.create_task(client.judge(REQUEST))
+        await asyncio.sleep(0.1)
+        probe.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probe
+        fake_judge.slow(0.0)
+        assert client.breaker_state is BreakerState.HALF_OPEN
+        assert (await client.judge(REQUEST)).correct is True
+        assert client.breaker_state is BreakerState.CLOSED
