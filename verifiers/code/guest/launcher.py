@@ -356,6 +356,7 @@ def run_process(
         res["status"] = "memory_limit"
     elif code != 0:
         res["status"] = "runtime_error"
+        res["msg"] = f"killed by signal {sig}" if sig else f"exit code {code}"
     else:
         res["status"] = "ok"
         res["stdout"] = out.decode(errors="replace")
