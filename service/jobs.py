@@ -249,6 +249,7 @@ class RedisJobs:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._tasks: list[asyncio.Task[None]] = []
         self._depth = 0
+        self._down = False  # log an outage once, not once per worker per retry
 
     def _key(self, job_id: str, *parts: str) -> str:
         return ":".join((self.prefix + job_id, *parts))
@@ -385,6 +386,9 @@ class RedisJobs:
             try:
                 entry = await self._next(consumer)
                 backoff = 0.5
+                if self._down:
+                    self._down = False
+                    log.warning("job workers: redis is back")
                 if entry is None:
                     continue
                 message_id, fields = entry
@@ -403,7 +407,9 @@ class RedisJobs:
                     log.warning("job worker: %s", exc)
                     await asyncio.sleep(backoff)
             except (RedisError, OSError) as exc:
-                log.warning("job worker: redis unavailable: %s", exc)
+                if not self._down:
+                    self._down = True
+                    log.warning("job workers: cannot reach redis, retrying: %s", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from verifiers.guards import screen_answer, screen_response
 from verifiers.math import (
     DEFAULT_TOLERANCE,
     MathItem,
@@ -140,7 +141,24 @@ class Cascade:
             )
             return Plan(request, "code", mode, key=key)
 
+        # Guards first: degenerate and hacking responses never reach a stage.
+        screened = screen_response(request.response)
+        flags = screened.flags
+        if screened.rejection is not None:
+            return Plan(request, "done", mode, verdict=screened.rejection.with_flags(*flags))
         item = prepare_math(request.response, request.reference)
+        if item.answer is not None:
+            answer_screen = screen_answer(item.answer)
+            flags = tuple(dict.fromkeys((*flags, *answer_screen.flags)))
+            if answer_screen.rejection is not None:
+                verdict = replace(answer_screen.rejection, extracted_answer=item.answer)
+                return Plan(request, "done", mode, verdict=verdict.with_flags(*flags), math=item)
+        plan = self._plan_math(request, task, mode, item)
+        return replace(plan, flags=flags) if flags else plan
+
+    def _plan_math(
+        self, request: VerifyRequest, task: str, mode: JudgeMode, item: MathItem
+    ) -> Plan:
         if task == "judge" or mode == "always":
             if item.answer is None:
                 verdict = Verdict.reject(Stage.MATH, Reason.NO_ANSWER)
