@@ -70,6 +70,8 @@ class JudgeConfig:
 
     urls: base URLs of one or more replicas (``http://host:8000`` or
         ``http://host:8000/v1``); requests are spread least-loaded.
+    model: the served model name; empty means "whatever the server serves"
+        (the field is left out of the request, which vLLM accepts).
     timeout_s: hard limit per HTTP attempt.
     retries: extra attempts after a retryable failure (connection error,
         timeout, 429, 5xx), with backoff ``backoff_s * 2**i`` (x jitter 0.5-1.5,
@@ -102,8 +104,6 @@ class JudgeConfig:
         if not urls:
             raise ValueError("JudgeConfig needs at least one URL")
         object.__setattr__(self, "urls", tuple(normalize_base_url(u) for u in urls))
-        if not self.model:
-            raise ValueError("JudgeConfig needs a model name")
         if self.timeout_s <= 0 or self.health_timeout_s <= 0:
             raise ValueError("timeouts must be > 0")
         if self.max_concurrency < 1:
@@ -421,6 +421,8 @@ class JudgeClient:
         self, request: JudgeRequest, reply: JudgeReply, attempts: int, with_question: bool
     ) -> Verdict:
         detail = self._base_detail(request)
+        if not self.config.model and reply.model:
+            detail["model"] = reply.model
         detail.update(
             {
                 "label": reply.label,
@@ -470,7 +472,10 @@ class JudgeClient:
             "state": self.breaker_state.value,
             "reachable": any(r["reachable"] for r in replicas),
             "model": self.config.model,
-            "model_available": any(self.config.model in r["models"] for r in replicas),
+            "model_available": any(
+                (self.config.model in r["models"]) if self.config.model else bool(r["models"])
+                for r in replicas
+            ),
             "prompt_version": PROMPT_VERSION,
             "urls": [r.url for r in self._replicas],
             "replicas": replicas,

@@ -34,9 +34,9 @@ def build_request_body(
     top_logprobs: int = 5,
     choices: Sequence[str] = CHOICES,
 ) -> dict[str, Any]:
-    """JSON body of ``POST /v1/chat/completions`` for one judge call."""
+    """JSON body of ``POST /v1/chat/completions`` for one judge call
+    (``model`` left out when empty)."""
     body: dict[str, Any] = {
-        "model": model,
         "messages": [dict(m) for m in messages],
         "temperature": 0,
         "max_tokens": 1,
@@ -44,6 +44,8 @@ def build_request_body(
         "stream": False,
         "logprobs": top_logprobs > 0,
     }
+    if model:  # vLLM uses its served model when the field is absent
+        body["model"] = model
     if top_logprobs > 0:
         body["top_logprobs"] = top_logprobs
     if choice_field == "structured_outputs":

@@ -500,8 +500,6 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError):
         JudgeConfig(urls=(), model="m")
     with pytest.raises(ValueError):
-        JudgeConfig(urls=("http://x",), model="")
-    with pytest.raises(ValueError):
         JudgeConfig(urls=("http://x",), model="m", top_logprobs=21)
     assert JudgeConfig(urls=("http://x:1/",), model="m").urls == ("http://x:1/v1",)
 
@@ -531,3 +529,13 @@ async def test_cancelled_probe_does_not_wedge_the_breaker(fake_judge: FakeVLLMJu
         assert client.breaker_state is BreakerState.HALF_OPEN
         assert (await client.judge(REQUEST)).correct is True
         assert client.breaker_state is BreakerState.CLOSED
+
+
+async def test_empty_model_means_the_served_model(fake_judge: FakeVLLMJudge) -> None:
+    async with make_client(fake_judge.url, model="") as client:
+        verdict = await client.judge(REQUEST)
+        health = await client.health()
+    assert verdict.correct is True
+    assert "model" not in fake_judge.chat_requests[0].body
+    assert verdict.detail["model"] == MODEL
+    assert health["model_available"] is True
