@@ -548,9 +548,9 @@ def _periodic_suffix(text: str, period: int) -> int:
 # --------------------------------------------------------------------------
 # Injection
 # --------------------------------------------------------------------------
-# (kind, pattern, strong). Strong patterns never occur in honest answers;
-# weak ones ("the answer is correct") can appear in a self-checking chain of
-# thought, so they only flag - unless nothing else is left.
+# Strong patterns never occur in honest answers; weak ones ("the answer is
+# correct") can appear in a self-checking chain of thought, so they only flag -
+# unless nothing else is left.
 
 _ROLE_NAMES = r"(?:assistant|human|user|judge|grader|evaluator)"
 #: (kind, pattern, strong, keywords): one of the lowercase literal keywords must occur in
@@ -675,29 +675,6 @@ _INJECTION_SPECS: list[tuple[str, str, bool, tuple[str, ...]]] = [
     ("delimiter", r"\b(?:reference|candidate)[ _]answer\b", False, ("reference", "candidate")),
 ]
 
-
-#: For each spec, literal (lowercase) keywords one of which must occur for it to match:
-#: a C-speed ``in`` test skips the regex for most specs on most texts.
-_INJECTION_KEYWORDS: list[tuple[str, ...]] = [
-    ("ignore", "disregard", "forget", "override", "bypass"),
-    ("ignore", "disregard", "forget"),
-    ("instruction",),
-    ("now",),
-    ("grade", "mark", "judge", "rate", "score", "evaluate", "label", "classify"),
-    ("respond", "reply", "output"),
-    ("judgment", "judgement", "verdict", "grad", "evaluation", "assessment", "rating"),
-    ("[[",),
-    ("[",),
-    ("correct", "equivalent"),
-    ("same", "identical", "matches", "equivalent"),
-    ("<",),
-    ("[inst]", "[/inst]", "<<sys>>", "<</sys>>", "</s>", "<start_of_turn>", "<end_of_turn>"),
-    ("#",),
-    ("assistant", "human", "user", "judge", "grader", "evaluator"),
-    ("<",),
-    ("<",),
-    ("reference", "candidate"),
-]
 
 _INJECTION_REGEXES = [re.compile(spec[1], re.I) for spec in _INJECTION_SPECS]
 
