@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from typing import Any
 
 import pytest
 
 from verifiers.code import CodeVerifier, SandboxLimits, sandbox_available
-from verifiers.code.sandbox import GuestRun, _deliver, bwrap_argv, run_guest
+from verifiers.code.sandbox import GuestRun, _deliver, _privilege_drop, bwrap_argv, run_guest
 from verifiers.code.spec import parse_tests
 
 AVAILABLE, WHY = sandbox_available()
@@ -50,3 +52,13 @@ def test_host_backstop_kills_a_stuck_sandbox() -> None:
     assert run.timed_out and not run.done
     assert time.monotonic() - start < 5
     assert run.exit_code is not None  # bwrap was reaped
+
+
+def test_privilege_drop_keeps_vfork_possible() -> None:
+    prefix, kwargs = _privilege_drop()
+    if os.geteuid() != 0:
+        assert (prefix, kwargs) == ([], {})
+    elif shutil.which("setpriv"):
+        assert "--reuid=65534" in prefix and "--clear-groups" in prefix and not kwargs
+    else:
+        assert kwargs["user"] == 65534 and kwargs["extra_groups"] == []
