@@ -269,3 +269,33 @@ def test_unconfined_when_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     cv = CodeVerifier(LIMITS, allow_unconfined=True)
     v = cv.verify("a, b = map(int, input().split())\nprint(a + b)", SUM)
     assert v.correct is True and v.detail["sandbox"] == "unconfined"
+
+
+def test_humaneval_style_helper_round_trip(cv: CodeVerifier) -> None:
+    # HumanEval/38-like: check() imports inside, shadows `str`, and calls the
+    # prompt's encode_cyclic (from the solution) 100 times.
+    tests = {
+        "kind": "assert",
+        "entry_point": "decode_cyclic",
+        "code": (
+            "def check(candidate):\n"
+            "    from random import randint, choice\n"
+            "    import string\n"
+            "    letters = string.ascii_lowercase\n"
+            "    for _ in range(100):\n"
+            "        str = ''.join(choice(letters) for i in range(randint(10, 20)))\n"
+            "        encoded_str = encode_cyclic(str)\n"
+            "        assert candidate(encoded_str) == str\n"
+        ),
+    }
+    code = (
+        "def encode_cyclic(s: str):\n"
+        "    groups = [s[(3 * i):min((3 * i + 3), len(s))] for i in range((len(s) + 2) // 3)]\n"
+        "    groups = [(g[1:] + g[0]) if len(g) == 3 else g for g in groups]\n"
+        '    return "".join(groups)\n\n'
+        "def decode_cyclic(s: str):\n"
+        "    return encode_cyclic(encode_cyclic(s))\n"
+    )
+    assert cv.verify(code, tests).correct is True
+    wrong = code.replace("return encode_cyclic(encode_cyclic(s))", "return encode_cyclic(s)")
+    assert cv.verify(wrong, tests).correct is False
