@@ -65,11 +65,16 @@ def compiled_dir(python: str) -> str | None:
     Compiled once per process by `python` itself (so the bytecode matches the
     interpreter that runs it); saves compiling ~40 kB of source on every
     sandbox start. None if that fails; callers then pass source with ``-c``.
+    Rebuilt if it disappears (e.g. a /tmp cleaner).
     """
     with _lock:
-        if python not in _compiled:
-            _compiled[python] = _compile(python)
-        return _compiled[python]
+        if python in _compiled:
+            directory = _compiled[python]
+            if directory is None or os.path.isfile(os.path.join(directory, "runner.pyc")):
+                return directory
+        # first use, or a tmp cleaner removed it: (re)build; a failure is final
+        directory = _compiled[python] = _compile(python)
+        return directory
 
 
 def _compile(python: str) -> str | None:
