@@ -201,9 +201,12 @@ class CodeVerifier:
         if lang.compile:
             deadline += limits.compile_seconds
         with self._slots:
-            run = run_guest(
-                job, limits, confined=confined, deadline_seconds=deadline, on_event=collector
-            )
+            try:
+                run = run_guest(
+                    job, limits, confined=confined, deadline_seconds=deadline, on_event=collector
+                )
+            except Exception as exc:  # infrastructure (fds, disk, ...), never the model's code
+                run = GuestRun(error=f"sandbox failure: {type(exc).__name__}: {exc}")
         return self._verdict(spec, collector, run, code, lang.name, confined, all_or_nothing)
 
     def _job(

@@ -299,3 +299,13 @@ def test_humaneval_style_helper_round_trip(cv: CodeVerifier) -> None:
     assert cv.verify(code, tests).correct is True
     wrong = code.replace("return encode_cyclic(encode_cyclic(s))", "return encode_cyclic(s)")
     assert cv.verify(wrong, tests).correct is False
+
+
+def test_infrastructure_failure_abstains(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(verifier_module, "run_guest", broken)
+    v = CodeVerifier(LIMITS).verify("print(1)", SUM)
+    assert v.correct is None and v.reason == Reason.SANDBOX_ERROR
+    assert "no space left" in v.detail["error"]
