@@ -53,10 +53,10 @@ class CaseResult:
 class _Collector:
     """Judges each case event as it arrives (expected outputs never leave the host)."""
 
-    def __init__(self, spec: TestSpec, stop_on_failure: bool) -> None:
+    def __init__(self, spec: TestSpec, total: int, stop_on_failure: bool) -> None:
         self.spec = spec
         self.stop_on_failure = stop_on_failure
-        self.total = len(spec.cases) if spec.kind != "assert" else None
+        self.total: int | None = total
         self.results: dict[int, CaseResult] = {}
         self.compile_error: str | None = None
         self.spec_error: str | None = None
@@ -72,10 +72,9 @@ class _Collector:
             result = self._judge(i, event)
             self.results[i] = result
             return self.stop_on_failure and result.reason != Reason.PASSED
-        if kind == "plan" and self.spec.kind == "assert":
-            total = event.get("total")
-            if isinstance(total, int) and total > 0:
-                self.total = total
+        if kind == "plan" and event.get("total") != self.total:
+            self.error = f"sandbox planned {event.get('total')!r} cases, expected {self.total}"
+            return True
         elif kind == "compile" and not event.get("ok", True):
             self.compile_error = str(event.get("msg", ""))
             return True
@@ -195,7 +194,7 @@ class CodeVerifier:
                 detail={**base, "error": f"code sandbox unavailable: {why}"},
             )
         job = self._job(spec, plan, code, lang.name, confined)
-        collector = _Collector(spec, stop_on_failure=all_or_nothing)
+        collector = _Collector(spec, total, stop_on_failure=all_or_nothing)
         limits = self.limits
         deadline = limits.total_wall_seconds + 15.0
         if lang.compile:
