@@ -45,8 +45,16 @@ def make_judge(settings: Settings) -> tuple[Any, JudgeCall, str]:
         PrometheusJudgeObserver(),
     )
 
-    async def call(reference: str, answer: str, question: str | None, domain: str) -> Verdict:
-        request = JudgeRequest(reference=reference, answer=answer, question=question, domain=domain)
+    async def call(
+        reference: str, answer: str, question: str | None, domain: str, hardened: bool
+    ) -> Verdict:
+        request = JudgeRequest(
+            reference=reference,
+            answer=answer,
+            question=question,
+            domain=domain,
+            hardened=hardened,
+        )
         verdict: Verdict = await client.judge(request)
         return verdict
 

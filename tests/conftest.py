@@ -17,6 +17,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+# The vLLM-compatible judge test double's fixtures, available to every test.
+from tests.judge_double.fixtures import (  # noqa: F401
+    dead_judge_url,
+    fake_judge,
+    fake_judge_pair,
+    fake_judge_servers,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REDIS = os.environ.get("VERIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

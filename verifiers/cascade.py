@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from verifiers.guards import screen_answer, screen_response
+from verifiers.guards import GUARDS_VERSION, screen_answer, screen_response
 from verifiers.math import (
     DEFAULT_TOLERANCE,
     MathItem,
@@ -55,8 +55,9 @@ class CodeRunner(Protocol):
     ) -> Verdict: ...
 
 
-#: The judge stage: (reference, extracted answer, question, domain) -> verdict.
-JudgeCall = Callable[[str, str, str | None, str], Awaitable[Verdict]]
+#: The judge stage: (reference, extracted answer, question, domain, hardened) -> verdict.
+#: `hardened` is True when the guards flagged the response (e.g. injection).
+JudgeCall = Callable[[str, str, str | None, str, bool], Awaitable[Verdict]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,54 +154,69 @@ class Cascade:
             if answer_screen.rejection is not None:
                 verdict = replace(answer_screen.rejection, extracted_answer=item.answer)
                 return Plan(request, "done", mode, verdict=verdict.with_flags(*flags), math=item)
-        plan = self._plan_math(request, task, mode, item)
+        plan = self._plan_math(request, task, mode, item, flags)
         return replace(plan, flags=flags) if flags else plan
 
     def _plan_math(
-        self, request: VerifyRequest, task: str, mode: JudgeMode, item: MathItem
+        self,
+        request: VerifyRequest,
+        task: str,
+        mode: JudgeMode,
+        item: MathItem,
+        flags: tuple[str, ...],
     ) -> Plan:
-        if task == "judge" or mode == "always":
-            if item.answer is None:
-                verdict = Verdict.reject(Stage.MATH, Reason.NO_ANSWER)
-                return Plan(request, "done", mode, verdict=verdict, math=item)
-            return Plan(request, "judge", mode, key=self._judge_key(request, item), math=item)
-
         fast = fast_compare(item, request.tolerance)
+        if task == "judge" and self.judge is not None:
+            # The client asks for the judge; hard negatives and missing answers stay final.
+            if fast is not None and fast.correct is False and not self._wants_judge(fast, "always"):
+                return Plan(request, "done", mode, verdict=fast, math=item)
+            key = self._judge_key(request, item, flags)
+            return Plan(request, "judge", mode, key=key, math=item)
+
         if fast is not None and not self._wants_judge(fast, mode):
             return Plan(request, "done", mode, verdict=fast, math=item)
         key = _digest(
             Stage.MATH,
             VERIFIER_VERSION,
+            GUARDS_VERSION,
             item.answer_key,
             item.reference_key,
             request.tolerance,
             mode,
             self.judge_version if mode != "off" else "",
             request.question if mode != "off" and request.domain == "general" else None,
+            flags if mode != "off" else (),
         )
         return Plan(request, "math", mode, verdict=fast, key=key, math=item)
 
-    def _judge_key(self, request: VerifyRequest, item: MathItem) -> str:
+    def _judge_key(self, request: VerifyRequest, item: MathItem, flags: tuple[str, ...]) -> str:
         return _digest(
             Stage.JUDGE,
             VERIFIER_VERSION,
+            GUARDS_VERSION,
             self.judge_version,
             item.answer,
             item.reference,
             request.question,
             request.domain,
+            flags,
         )
 
     @staticmethod
     def _wants_judge(verdict: Verdict, mode: JudgeMode) -> bool:
-        """Should a rule verdict go on to the judge under this mode?"""
-        if verdict.correct is True or mode == "off":
+        """Should a rule verdict go on to the judge under this mode?
+
+        off: never. fallback: only when the rules abstained. appeal: rule
+        negatives too. always: every item. In every mode, a missing answer and
+        a hard negative (two numeric constants that differ) are final.
+        """
+        if mode == "off":
             return False
-        if verdict.correct is None:
-            return mode in ("fallback", "appeal", "always")
         if verdict.reason == Reason.NO_ANSWER or verdict.detail.get("hard_negative"):
-            return False  # hard negatives are final, whatever the policy
-        return mode in ("appeal", "always")
+            return False
+        if mode == "always" or verdict.correct is None:
+            return True
+        return verdict.correct is False and mode == "appeal"
 
     # ------------------------------------------------------------------ execute
     async def execute(self, plan: Plan) -> Verdict:
@@ -223,7 +239,7 @@ class Cascade:
         assert plan.math is not None
         item = plan.math
         if plan.route == "judge":
-            return await self._ask_judge(request, item)
+            return await self._ask_judge(plan, item)
 
         verdict = plan.verdict
         if verdict is None:
@@ -238,13 +254,16 @@ class Cascade:
             verdict = verdict_from_outcome(item, outcome)
         if not self._wants_judge(verdict, plan.judge_mode) or verdict.reason == Reason.TIMEOUT:
             return verdict
-        judged = await self._ask_judge(request, item)
-        if judged.correct is None:
-            # The judge could not help: keep the rule verdict, say why.
+        judged = await self._ask_judge(plan, item)
+        if judged.correct is None and verdict.correct is not None:
+            # An appeal the judge could not hear: the rule's decision stands.
             return replace(
                 verdict,
                 detail={**verdict.detail, "judge": judged.reason, "judge_detail": judged.detail},
             )
+        if judged.correct is None:
+            # Rules abstained and the judge is unavailable: say so, never guess.
+            return replace(judged, detail={**judged.detail, "rule_verdict": verdict.reason})
         detail = {**judged.detail, "rule_verdict": verdict.reason}
         return replace(judged, detail=detail)
 
@@ -262,12 +281,14 @@ class Cascade:
             all_or_nothing=request.all_or_nothing,
         )
 
-    async def _ask_judge(self, request: VerifyRequest, item: MathItem) -> Verdict:
+    async def _ask_judge(self, plan: Plan, item: MathItem) -> Verdict:
         if self.judge is None:
             return Verdict.abstain(Stage.JUDGE, Reason.JUDGE_OFF, extracted_answer=item.answer)
         assert item.answer is not None
+        request = plan.request
+        hardened = any(flag.startswith("injection") for flag in plan.flags)
         return await self.judge(
-            item.reference, item.answer, request.question, request.domain or "math"
+            item.reference, item.answer, request.question, request.domain or "math", hardened
         )
 
     async def verify(self, request: VerifyRequest) -> Verdict:

@@ -252,7 +252,9 @@ def test_every_model_and_field_is_documented() -> None:
         for name, schema in schemas.items()
         if name not in ("HTTPValidationError", "ValidationError")
     }
-    assert {"VerifyItem", "VerifyResult", "BatchRequest", "BatchResponse", "ErrorResponse"} <= set(ours)
+    assert {"VerifyItem", "VerifyResult", "BatchRequest", "BatchResponse", "ErrorResponse"} <= set(
+        ours
+    )
     missing = []
     for name, schema in ours.items():
         if not schema.get("description"):
