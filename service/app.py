@@ -8,6 +8,7 @@ invalid bodies, 413 for oversized ones, 401 for missing keys).
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import metrics
+from service import logs, metrics
 from service.errors import ApiError
 from service.job_routes import build_router as build_job_router
 from service.schemas import (
@@ -32,6 +33,7 @@ from service.schemas import (
     VerifyResult,
 )
 from service.settings import Settings
+from service.stats_routes import build_router as build_stats_router
 from service.verification import VerificationService
 from verifiers.verdict import VERIFIER_VERSION
 
@@ -42,6 +44,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+access_log = logging.getLogger("rlvr_verifier.access")
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -130,6 +133,9 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[st
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the lifespan owns pools and connections."""
     settings = settings or Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    if settings.access_log:  # ours carries the request id; uvicorn's would duplicate it
+        logging.getLogger("uvicorn.access").disabled = True
     service = VerificationService(settings)
 
     @asynccontextmanager
@@ -163,12 +169,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         began = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
-        metrics.HTTP_LATENCY.labels(endpoint, request.method).observe(time.perf_counter() - began)
-        return response
+        request_id = logs.request_id_from(request.headers.get("x-request-id"))
+        token = logs.REQUEST_ID.set(request_id)
+        try:
+            response = await call_next(request)
+            route = request.scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - began
+            metrics.HTTP_REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+            metrics.HTTP_LATENCY.labels(endpoint, request.method).observe(elapsed)
+            response.headers["x-request-id"] = request_id
+            if settings.access_log:
+                access_log.info(
+                    "%s %s %d",
+                    request.method,
+                    request.url.path,
+                    response.status_code,
+                    extra={
+                        "method": request.method,
+                        "path": request.url.path,
+                        "status": response.status_code,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+            return response
+        finally:
+            logs.REQUEST_ID.reset(token)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -243,6 +269,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return BatchResponse(results=await service.verify_items(batch.items, "batch"))
 
     app.include_router(build_job_router(service.jobs, settings.max_job_items, secured))
+    app.include_router(build_stats_router(service.estimator, settings.max_batch_items, secured))
 
     @app.get("/healthz", response_model=HealthResponse, tags=["ops"], summary="Liveness")
     async def healthz() -> HealthResponse:
@@ -262,6 +289,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics", response_class=Response)
     async def metrics_endpoint() -> Response:
         service.update_saturation()
+        await service.estimator.refresh_gauges()
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

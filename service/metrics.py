@@ -117,3 +117,84 @@ JOB_QUEUE = Gauge(
     "Job chunks waiting or in progress (Redis stream lag + pending).",
     multiprocess_mode="livemax",
 )
+
+# Online FN/FP estimates (service/estimator.py): source = feedback | appeal | canary.
+# Set on every /metrics scrape from the (Redis-shared) counts, so replicas agree.
+_RATE_LABELS = ["stage", "source"]
+FALSE_NEGATIVE_RATE = Gauge(
+    "verifier_false_negative_rate",
+    "Estimated P(rejected | correct).",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+FALSE_NEGATIVE_RATE_LOWER = Gauge(
+    "verifier_false_negative_rate_lower",
+    "Lower confidence bound of the FN rate.",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+FALSE_NEGATIVE_RATE_UPPER = Gauge(
+    "verifier_false_negative_rate_upper",
+    "Upper confidence bound of the FN rate.",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+FALSE_NEGATIVE_SAMPLES = Gauge(
+    "verifier_false_negative_samples",
+    "Observations behind the FN estimate.",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+FALSE_POSITIVE_RATE = Gauge(
+    "verifier_false_positive_rate",
+    "Estimated P(accepted | wrong).",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+FALSE_POSITIVE_RATE_LOWER = Gauge(
+    "verifier_false_positive_rate_lower",
+    "Lower confidence bound of the FP rate.",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+FALSE_POSITIVE_RATE_UPPER = Gauge(
+    "verifier_false_positive_rate_upper",
+    "Upper confidence bound of the FP rate.",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+FALSE_POSITIVE_SAMPLES = Gauge(
+    "verifier_false_positive_samples",
+    "Observations behind the FP estimate.",
+    _RATE_LABELS,
+    multiprocess_mode="livemostrecent",
+)
+YOUDEN_J = Gauge(
+    "verifier_youden_j",
+    "J = 1 - FP - FN per stage, from the best available estimates.",
+    ["stage"],
+    multiprocess_mode="livemostrecent",
+)
+YOUDEN_J_LOWER = Gauge(
+    "verifier_youden_j_lower",
+    "Conservative lower bound of J (1 - FP upper - FN upper).",
+    ["stage"],
+    multiprocess_mode="livemostrecent",
+)
+YOUDEN_J_UPPER = Gauge(
+    "verifier_youden_j_upper",
+    "Upper bound of J (1 - FP lower - FN lower).",
+    ["stage"],
+    multiprocess_mode="livemostrecent",
+)
+ESTIMATOR_PROBES = Counter(
+    "verifier_estimator_probes_total",
+    "Background appeals and canaries by outcome (overturned, upheld, accepted, rejected, "
+    "abstained, dropped).",
+    ["source", "outcome"],
+)
+FEEDBACK_LABELS = Counter(
+    "verifier_feedback_labels_total",
+    "Feedback labels by result (tp, fp, tn, fn, abstain, unknown, duplicate).",
+    ["result"],
+)

@@ -34,6 +34,16 @@ class VerifyOptions(BaseModel):
     all_or_nothing: bool = Field(
         False, description="Code: reward 1 only when every test passes.", examples=[False]
     )
+    reward: Literal["raw", "corrected"] = Field(
+        "raw",
+        description=(
+            "`raw`: the verdict's reward. `corrected`: the backward-corrected reward "
+            "(y - FP) / (1 - FP - FN) from the deciding stage's online error estimates (see "
+            "`GET /v1/stats`); it may fall outside [0, 1]. The raw reward stays in "
+            "`detail.raw_reward`."
+        ),
+        examples=["raw"],
+    )
 
 
 class VerifyItem(BaseModel):
@@ -250,3 +260,169 @@ class JobStatus(BaseModel):
         None, description="Unix time it completed or was cancelled.", examples=[None]
     )
     error: str | None = Field(None, description="Why it failed, if it did.", examples=[None])
+
+
+# ---------------------------------------------------------------- feedback and stats
+class FeedbackLabel(BaseModel):
+    """Ground truth for one past verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        ...,
+        min_length=1,
+        max_length=256,
+        description="The id a verify result echoed.",
+        examples=["prompt-17/sample-3"],
+    )
+    correct: bool = Field(..., description="Was the response truly correct?", examples=[True])
+
+
+class FeedbackRequest(BaseModel):
+    """Labels for verdicts given within the last `VERIFIER_VERDICT_TTL_S` seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[FeedbackLabel] = Field(
+        ...,
+        description="One label per verdict id; an id labelled before is not counted again.",
+        examples=[[{"id": "prompt-17/sample-3", "correct": True}]],
+    )
+
+
+class FeedbackResponse(BaseModel):
+    """What the labels were counted as."""
+
+    recorded: int = Field(..., description="Labels added to the confusion counts.", examples=[1])
+    counts: dict[str, int] = Field(
+        ...,
+        description="This request's labels by cell: tp, fp, tn, fn, abstain.",
+        examples=[{"tp": 1, "fp": 0, "tn": 0, "fn": 0, "abstain": 0}],
+    )
+    unknown: list[str] = Field(
+        ...,
+        description="Ids with no stored verdict (never seen, or older than the TTL).",
+        examples=[["prompt-3/sample-0"]],
+    )
+    duplicate: list[str] = Field(
+        ..., description="Ids labelled before (not counted again).", examples=[[]]
+    )
+
+
+class RateEstimate(BaseModel):
+    """A rate with its confidence interval and the observations behind it."""
+
+    value: float | None = Field(
+        ..., description="Point estimate; null with no observations.", examples=[0.1]
+    )
+    lower: float = Field(..., description="Lower confidence bound.", examples=[0.055])
+    upper: float = Field(..., description="Upper confidence bound.", examples=[0.174])
+    errors: int = Field(
+        ..., description="Observed errors (appeals: judge overturns).", examples=[10]
+    )
+    samples: int = Field(
+        ..., description="Observations (appeals: appeals decided).", examples=[100]
+    )
+
+
+class JEstimate(BaseModel):
+    """Youden's J = 1 - FP - FN with conservative bounds."""
+
+    value: float = Field(..., description="1 - FP - FN.", examples=[0.86])
+    lower: float = Field(..., description="1 - FP upper - FN upper.", examples=[0.77])
+    upper: float = Field(..., description="1 - FP lower - FN lower.", examples=[0.93])
+
+
+class ErrorRateGroup(BaseModel):
+    """Estimates from one source for one stage (and domain)."""
+
+    source: Literal["feedback", "appeal", "canary"] = Field(
+        ...,
+        description=(
+            "`feedback`: client labels; `appeal`: rule negatives rechecked by the judge; "
+            "`canary`: known-wrong probes sent to the judge."
+        ),
+        examples=["feedback"],
+    )
+    stage: str = Field(..., description="Stage the rates describe.", examples=["math"])
+    domain: str | None = Field(
+        ..., description="Item domain tag; null = all domains together.", examples=[None]
+    )
+    false_negative: RateEstimate | None = Field(
+        ..., description="P(rejected | correct), when this source measures it.", examples=[None]
+    )
+    false_positive: RateEstimate | None = Field(
+        ..., description="P(accepted | wrong), when this source measures it.", examples=[None]
+    )
+    j: JEstimate | None = Field(
+        ..., description="1 - FP - FN when this source measures both.", examples=[None]
+    )
+    counts: dict[str, int] = Field(
+        ...,
+        description=(
+            "Raw counts. feedback: tp, fp, tn, fn, abstain. appeal: appeals, overturned, "
+            "upheld, abstained, rule_positives, rule_negatives, hard_negatives. canary: probes, "
+            "accepted, rejected, abstained, attack_probes, attack_accepted."
+        ),
+        examples=[{"tp": 90, "fp": 2, "tn": 48, "fn": 10, "abstain": 0}],
+    )
+
+
+class StageEstimate(BaseModel):
+    """The best estimates for one stage: feedback when it has enough samples, else
+    appeals (FN) or canaries (FP). These drive `reward: corrected` and the J gauges."""
+
+    stage: str = Field(..., description="Stage.", examples=["math"])
+    false_negative: RateEstimate | None = Field(
+        ..., description="Best FN estimate, if any.", examples=[None]
+    )
+    false_negative_source: str | None = Field(
+        ..., description="Where it comes from.", examples=["appeal"]
+    )
+    false_positive: RateEstimate | None = Field(
+        ..., description="Best FP estimate, if any.", examples=[None]
+    )
+    false_positive_source: str | None = Field(
+        ..., description="Where it comes from.", examples=[None]
+    )
+    j: JEstimate | None = Field(
+        ..., description="1 - FP - FN (a missing rate counts as 0).", examples=[None]
+    )
+    corrects_rewards: bool = Field(
+        ...,
+        description="True when `reward: corrected` changes this stage's rewards.",
+        examples=[False],
+    )
+
+
+class StatsResponse(BaseModel):
+    """Online FN/FP estimates, per stage, source and domain."""
+
+    confidence: float = Field(
+        ..., description="Confidence level of the intervals.", examples=[0.95]
+    )
+    interval: Literal["wilson", "clopper-pearson"] = Field(
+        ..., description="Interval method.", examples=["wilson"]
+    )
+    backend: Literal["memory", "redis"] = Field(
+        ..., description="Where counts live (redis: shared by replicas).", examples=["redis"]
+    )
+    backend_state: Literal["up", "down", "disabled"] = Field(
+        ...,
+        description="`down`: Redis unreachable, counting in-process until it is back.",
+        examples=["up"],
+    )
+    groups: list[ErrorRateGroup] = Field(
+        ..., description="Every source, stage and domain with observations.", examples=[[]]
+    )
+    stages: list[StageEstimate] = Field(..., description="Best estimate per stage.", examples=[[]])
+    background: dict[str, int] = Field(
+        ...,
+        description="This replica's background probes: pending, dropped.",
+        examples=[{"pending": 0, "dropped": 0}],
+    )
+    config: dict[str, Any] = Field(
+        ...,
+        description="Appeal fraction, canary rate, judge calibration, verdict TTL in effect.",
+        examples=[{"appeal_fraction": 0.1, "canary_rate": 0.02}],
+    )

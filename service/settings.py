@@ -55,6 +55,50 @@ class Settings(BaseSettings):
     )
     max_job_items: int = Field(1_000_000, ge=1, description="Largest job.")
 
+    # online FN/FP estimation (service/estimator.py)
+    verdict_ttl_s: int = Field(
+        3600, ge=0, description="Verdicts stay addressable by id for feedback this long; 0 = off."
+    )
+    verdict_store_max_entries: int = Field(
+        100_000, ge=0, description="In-process verdict store size (no Redis, or Redis down)."
+    )
+    appeal_fraction: float = Field(
+        0.1, ge=0, le=1, description="Share of rule negatives rechecked by the judge (background)."
+    )
+    canary_rate: float = Field(
+        0.02, ge=0, le=1, description="Known-wrong probes sent per real judge call (background)."
+    )
+    canary_screened: bool = Field(
+        True,
+        description="Canaries pass the answer guards like real traffic (false: bare model FP).",
+    )
+    judge_calibration_fp: float = Field(
+        0.0, ge=0, lt=0.5, description="Judge FP rate known from calibration (appeal correction)."
+    )
+    judge_calibration_fn: float = Field(
+        0.0, ge=0, lt=0.5, description="Judge FN rate known from calibration (appeal correction)."
+    )
+    estimator_confidence: float = Field(0.95, gt=0, lt=1, description="Interval confidence.")
+    estimator_interval: Literal["wilson", "clopper-pearson"] = "wilson"
+    correction_min_samples: int = Field(
+        30, ge=1, description="Samples a rate needs before `reward: corrected` uses it."
+    )
+    estimator_concurrency: int = Field(4, ge=1, description="Background judge probes at once.")
+    estimator_max_pending: int = Field(
+        1000, ge=0, description="Queued background probes; beyond this new ones are dropped."
+    )
+    estimator_window_s: int = Field(
+        24 * 3600, ge=60, description="Estimates cover this much recent time (24 buckets)."
+    )
+    estimator_refresh_s: float = Field(
+        2.0, ge=0, description="Max age of the shared counts used for corrected rewards."
+    )
+
+    # logging
+    log_level: str = Field("info", description="Level of the service's JSON logs.")
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = Field(True, description="One JSON line per request, with its request id.")
+
     @property
     def api_key_set(self) -> frozenset[str]:
         return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

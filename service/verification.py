@@ -14,6 +14,7 @@ from typing import Any
 
 from service import metrics
 from service.cache import VerdictCache
+from service.estimator import ErrorRateEstimator, apply_correction, unscreened_probe
 from service.jobs import JobBackend, MemoryJobs, RedisJobs
 from service.schemas import VerifyItem, VerifyResult
 from service.settings import Settings
@@ -66,6 +67,8 @@ class VerificationService:
         self.code_status: tuple[bool, str] = (False, "not started")
         self.judge: Any = None
         self.cascade = Cascade(self.pool, math_timeout_s=settings.math_timeout_s)
+        # Online FN/FP estimation (feedback, appeals, canaries): service/estimator.py
+        self.estimator = ErrorRateEstimator(settings)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -83,6 +86,11 @@ class VerificationService:
             math_timeout_s=self.settings.math_timeout_s,
         )
         metrics.BUILD_INFO.labels(VERIFIER_VERSION, judge_version or "none").set(1)
+        probe = None
+        if judge_call is not None and not self.settings.canary_screened:
+            probe = unscreened_probe(self.judge)
+        self.estimator.set_judge(judge_call, probe)
+        await self.estimator.start()
         await self.jobs.start(lambda items: self.verify_items(items, "job"))
 
     async def _make_judge(self) -> tuple[JudgeCall | None, str]:
@@ -96,6 +104,7 @@ class VerificationService:
 
     async def close(self) -> None:
         await self.jobs.close()
+        await self.estimator.close()
         await self.cache.close()
         if self.judge is not None:
             await self.judge.aclose()
@@ -146,6 +155,12 @@ class VerificationService:
                 cached = plan.key in cached_keys
             self._observe(verdict)
             results.append(_result(item, verdict, cached, (done - started) * 1000))
+        await self.estimator.record(items, results, plans)
+        if any(item.options.reward == "corrected" for item in items):
+            corrections = await self.estimator.corrections()
+            for item, result in zip(items, results, strict=True):
+                if item.options.reward == "corrected":
+                    apply_correction(result, corrections)
         return results
 
     async def _resolve(
