@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import logs, metrics
+from service.compat_routes import build_router as build_compat_router
 from service.errors import ApiError
 from service.job_routes import build_router as build_job_router
 from service.schemas import (
@@ -270,6 +271,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(build_job_router(service.jobs, settings.max_job_items, secured))
     app.include_router(build_stats_router(service.estimator, settings.max_batch_items, secured))
+    app.include_router(build_compat_router(service, secured))
 
     @app.get("/healthz", response_model=HealthResponse, tags=["ops"], summary="Liveness")
     async def healthz() -> HealthResponse:
