@@ -152,6 +152,9 @@ def start_service(env: dict[str, str], log_dir: Path) -> ServiceProcess:
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VERIFIER_")},
         "VERIFIER_WORKERS": "2",
+        # No background appeals/canaries unless a test asks: they would add judge calls.
+        "VERIFIER_APPEAL_FRACTION": "0",
+        "VERIFIER_CANARY_RATE": "0",
         **env,
     }
     handle = log_path.open("wb")
