@@ -255,6 +255,59 @@ def _batch(args: argparse.Namespace) -> int:
     return asyncio.run(_run_batch(args))
 
 
+def build_judge_command(args: argparse.Namespace) -> list[str]:
+    """The `vllm serve` command line the judge client relies on.
+
+    Prefix caching (every request shares the system prompt), enough
+    ``--max-logprobs`` for the client's ``top_logprobs``, a served model name
+    matching ``VERIFIER_JUDGE_MODEL``, and no chain-of-thought: the client
+    asks for one constrained token via ``structured_outputs``.
+    """
+    command = [
+        "vllm",
+        "serve",
+        args.model,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--served-model-name",
+        args.served_model_name or args.model,
+        "--enable-prefix-caching",
+        "--max-logprobs",
+        str(args.max_logprobs),
+        "--max-model-len",
+        str(args.max_model_len),
+        "--gpu-memory-utilization",
+        str(args.gpu_memory_utilization),
+        "--tensor-parallel-size",
+        str(args.tensor_parallel_size),
+        "--generation-config",
+        "vllm",
+    ]
+    if args.api_key:
+        command += ["--api-key", args.api_key]
+    extra = list(args.extra)
+    return command + (extra[1:] if extra[:1] == ["--"] else extra)
+
+
+def _judge_server(args: argparse.Namespace) -> int:
+    import shutil
+
+    command = build_judge_command(args)
+    if args.dry_run:
+        print(" ".join(command))
+        return 0
+    if shutil.which("vllm") is None:
+        print(
+            "vLLM is not installed here. On a GPU machine: pip install 'rlvr-verifier[judge]'",
+            file=sys.stderr,
+        )
+        return 2
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlvr-verifier",
@@ -298,6 +351,20 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--chunk", type=int, default=256, help="items per request")
     batch.add_argument("--no-judge", action="store_true", help="in-process: ignore the judge URL")
     batch.set_defaults(run=_batch)
+
+    judge = verbs.add_parser("judge-server", help="start a vLLM judge server (needs a GPU)")
+    judge.add_argument("--model", required=True, help="e.g. opencompass/CompassVerifier-7B")
+    judge.add_argument("--served-model-name", help="name clients use (VERIFIER_JUDGE_MODEL)")
+    judge.add_argument("--host", default="0.0.0.0")
+    judge.add_argument("--port", type=int, default=8001)
+    judge.add_argument("--max-logprobs", type=int, default=20)
+    judge.add_argument("--max-model-len", type=int, default=8192)
+    judge.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    judge.add_argument("--tensor-parallel-size", type=int, default=1)
+    judge.add_argument("--api-key", default=os.environ.get("VERIFIER_JUDGE_API_KEY"))
+    judge.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
+    judge.add_argument("extra", nargs=argparse.REMAINDER, help="passed on to `vllm serve`")
+    judge.set_defaults(run=_judge_server)
     return parser
 
 
