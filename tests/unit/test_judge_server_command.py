@@ -39,7 +39,7 @@ def test_served_name_api_key_and_extra_arguments() -> None:
     assert command[command.index("--served-model-name") + 1] == "judge"
     assert command[command.index("--api-key") + 1] == "s3cret"
     assert command[command.index("--tensor-parallel-size") + 1] == "2"
-    assert command[-3:] == ["vllm", "--dtype", "bfloat16"][-3:] and "--" not in command[-3:]
+    assert command[-2:] == ["--dtype", "bfloat16"] and "--" not in command
 
 
 def test_dry_run_prints_and_missing_vllm_is_a_clear_error(
