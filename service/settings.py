@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     max_batch_items: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Largest request body.")
     code_concurrency: int = Field(0, ge=0, description="Parallel sandboxes; 0 = cores.")
+    code_cpu_s: float = Field(4.0, gt=0, le=300, description="CPU seconds per test case.")
+    code_wall_s: float = Field(12.0, gt=0, le=600, description="Wall-clock backstop per case.")
+    code_total_wall_s: float = Field(60.0, gt=0, le=3600, description="Cap per submission.")
+    code_memory_mb: int = Field(1024, ge=16, description="Address space per sandboxed process.")
     allow_unconfined_code: bool = Field(
         False, description="DANGEROUS development setting: run code without bubblewrap."
     )

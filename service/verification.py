@@ -229,11 +229,18 @@ def _result(item: VerifyItem, verdict: Verdict, cached: bool, latency_ms: float)
 def _make_code_runner(settings: Settings) -> tuple[CodeRunner | None, tuple[bool, str]]:
     """The sandboxed code stage, or None with the reason it is unavailable."""
     try:
-        from verifiers.code import CodeVerifier, sandbox_available
+        from verifiers.code import CodeVerifier, SandboxLimits, sandbox_available
     except ImportError as exc:  # the code stage is optional at import time
         return None, (False, f"code stage not installed: {exc}")
     available = sandbox_available()
+    limits = SandboxLimits(
+        cpu_seconds=settings.code_cpu_s,
+        wall_seconds=settings.code_wall_s,
+        total_wall_seconds=settings.code_total_wall_s,
+        memory_bytes=settings.code_memory_mb * 1024 * 1024,
+    )
     runner = CodeVerifier(
+        limits=limits,
         max_concurrency=settings.code_concurrency or None,
         allow_unconfined=settings.allow_unconfined_code,
     )

@@ -19,7 +19,9 @@ STDIN = {
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    service = start_service({}, tmp_path_factory.mktemp("code"))
+    service = start_service(
+        {"VERIFIER_CODE_CPU_S": "1", "VERIFIER_CODE_WALL_S": "3"}, tmp_path_factory.mktemp("code")
+    )
     yield service
     service.stop()
 
