@@ -35,6 +35,7 @@ from service.schemas import (
 )
 from service.settings import Settings
 from service.stats_routes import build_router as build_stats_router
+from service.validation import check_items
 from service.verification import VerificationService
 from verifiers.verdict import VERIFIER_VERSION
 
@@ -224,17 +225,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <key>' is required")
 
     def check_item_sizes(items: list[VerifyItem]) -> None:
-        limit = settings.max_response_bytes
-        for index, item in enumerate(items):
-            for name in ("response", "reference", "question"):
-                value = getattr(item, name)
-                if value is not None and len(value) > limit:
-                    raise ApiError(
-                        413,
-                        "item_too_large",
-                        f"items[{index}].{name} is {len(value)} characters; the limit is {limit}",
-                        {"index": index, "field": name, "limit": limit},
-                    )
+        check_items(items, settings)
 
     secured = [Depends(require_key)]
 
@@ -269,7 +260,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_item_sizes(batch.items)
         return BatchResponse(results=await service.verify_items(batch.items, "batch"))
 
-    app.include_router(build_job_router(service.jobs, settings.max_job_items, secured))
+    app.include_router(build_job_router(service.jobs, settings, secured))
     app.include_router(build_stats_router(service.estimator, settings.max_batch_items, secured))
     app.include_router(build_compat_router(service, secured))
 

@@ -14,6 +14,8 @@ from service import metrics
 from service.errors import ApiError
 from service.jobs import COMPLETED, JobBackend, JobInfo
 from service.schemas import ErrorResponse, JobRequest, JobStatus, VerifyItem
+from service.settings import Settings
+from service.validation import check_items
 
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/plain")
 
@@ -47,7 +49,8 @@ def _parse_jsonl(body: bytes) -> list[dict[str, Any]]:
     return items
 
 
-def build_router(jobs: JobBackend, max_items: int, dependencies: list[Any]) -> APIRouter:
+def build_router(jobs: JobBackend, settings: Settings, dependencies: list[Any]) -> APIRouter:
+    max_items = settings.max_job_items
     router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=dependencies)
 
     @router.post(
@@ -84,6 +87,7 @@ def build_router(jobs: JobBackend, max_items: int, dependencies: list[Any]) -> A
                 message = f"body.{where}: {first.get('msg')}" if where else str(first.get("msg"))
                 raise ApiError(422, "validation_error", message, exc.errors()[:20]) from exc
             items = [item.model_dump(exclude_none=True) for item in parsed.items]
+        check_items([VerifyItem.model_validate(i) for i in items], settings)
         if len(items) > max_items:
             raise ApiError(
                 413,

@@ -106,3 +106,23 @@ def test_sandbox_results_are_cached_but_not_timeouts(client: httpx.Client) -> No
     assert timed_out["reason"] == "timeout"
     # a timeout may come from load rather than the program: never cached (DESIGN.md)
     assert client.post("/v1/verify", json=loop).json()["cached"] is False
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ({"response": "x", "tests": {"kind": "telepathy"}}, "items[0].tests"),
+        ({"response": "x", "tests": {"kind": "stdin"}}, "items[0].tests"),
+        ({"response": "x", "tests": {"kind": "functional", "cases": []}}, "items[0].tests"),
+        ({"response": "x", "task": "code"}, "items[0].tests"),
+        ({"response": "x", "tests": STDIN, "language": "cobol"}, "items[0].language"),
+    ],
+)
+def test_bad_test_specs_get_422(
+    client: httpx.Client, item: dict[str, object], message: str
+) -> None:
+    response = client.post("/v1/verify", json=item)
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].startswith(message)
+    job = client.post("/v1/jobs", json={"items": [item]})
+    assert job.status_code == 422
