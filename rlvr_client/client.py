@@ -204,6 +204,16 @@ def _error_from(response: httpx.Response) -> VerifierHTTPError:
     )
 
 
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise VerifierError(
+            f"{response.request.url} answered {response.status_code} with a body that is not "
+            f"JSON: {response.text[:200]!r}"
+        ) from exc
+
+
 def _chunks(items: Sequence[Mapping[str, Any]], size: int) -> Iterator[list[Mapping[str, Any]]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -324,7 +334,7 @@ class VerifierClient(_Base):
                 last = exc
             else:
                 if response.is_success:
-                    return response.json()
+                    return _json(response)
                 last = _error_from(response)
                 if response.status_code not in RETRY_STATUSES:
                     raise last
@@ -369,9 +379,13 @@ class VerifierClient(_Base):
         return dict(self.request("GET", "/healthz"))
 
     def ready(self) -> dict[str, Any]:
-        """``GET /readyz`` body (a 503 "not ready" answer is returned, not raised)."""
-        response = self._http.get("/readyz")
-        return dict(response.json())
+        """``GET /readyz`` body, without retries (a 503 "not ready" answer is returned, not
+        raised; an unreachable service raises `VerifierUnavailable`)."""
+        try:
+            response = self._http.get("/readyz")
+        except httpx.TransportError as exc:
+            raise VerifierUnavailable(f"GET {self.base_url}/readyz: {exc!r}") from exc
+        return dict(_json(response))
 
 
 class AsyncVerifierClient(_Base):
@@ -446,7 +460,7 @@ class AsyncVerifierClient(_Base):
                 last = exc
             else:
                 if response.is_success:
-                    return response.json()
+                    return _json(response)
                 last = _error_from(response)
                 if response.status_code not in RETRY_STATUSES:
                     raise last
@@ -495,6 +509,10 @@ class AsyncVerifierClient(_Base):
         return dict(await self.request("GET", "/healthz"))
 
     async def ready(self) -> dict[str, Any]:
-        """``GET /readyz`` body (a 503 "not ready" answer is returned, not raised)."""
-        response = await self._http.get("/readyz")
-        return dict(response.json())
+        """``GET /readyz`` body, without retries (a 503 "not ready" answer is returned, not
+        raised; an unreachable service raises `VerifierUnavailable`)."""
+        try:
+            response = await self._http.get("/readyz")
+        except httpx.TransportError as exc:
+            raise VerifierUnavailable(f"GET {self.base_url}/readyz: {exc!r}") from exc
+        return dict(_json(response))

@@ -194,6 +194,8 @@ def test_closed_port_gives_up_after_the_retries() -> None:
     with VerifierClient(url, retries=2, backoff_s=0.01) as c, pytest.raises(VerifierUnavailable):
         c.verify("\\boxed{1}", "1")
     assert c.retries_done == 2
+    with VerifierClient(url) as c, pytest.raises(VerifierUnavailable):
+        c.ready()
 
 
 async def test_async_closed_port_gives_up() -> None:
