@@ -30,7 +30,7 @@ the reply.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter
@@ -47,6 +47,7 @@ from service.compat_schemas import (
 )
 from service.errors import ApiError
 from service.schemas import VerifyItem, VerifyResult
+from service.validation import check_items
 from service.verification import VerificationService
 
 #: End-of-turn / special tokens a decode with ``skip_special_tokens=False`` leaves at the end.
@@ -150,18 +151,14 @@ def build_router(service: VerificationService, dependencies: list[Any]) -> APIRo
     router = APIRouter(prefix="/compat", tags=["compat"], dependencies=dependencies)
     settings = service.settings
 
-    def check_sizes(items: list[VerifyItem]) -> None:
-        limit = settings.max_response_bytes
-        for index, item in enumerate(items):
-            for name in ("response", "reference", "question"):
-                value = getattr(item, name)
-                if value is not None and len(value) > limit:
-                    raise ApiError(
-                        413,
-                        "item_too_large",
-                        f"sample {index}: {name} is {len(value)} characters; the limit is {limit}",
-                        {"index": index, "field": name, "limit": limit},
-                    )
+    def check(items: list[VerifyItem], where: Callable[[int], str]) -> None:
+        """The /v1 item checks (sizes 413, code test specs 422), naming the trainer's field."""
+        try:
+            check_items(items, settings)
+        except ApiError as exc:
+            index = exc.detail.get("index", 0) if isinstance(exc.detail, dict) else 0
+            message = exc.message.replace(f"items[{index}]", where(index), 1)
+            raise ApiError(exc.status, exc.error, message, exc.detail) from exc
 
     @router.post(
         "/openrlhf",
@@ -192,7 +189,7 @@ def build_router(service: VerificationService, dependencies: list[Any]) -> APIRo
             label = body.labels[index] if body.labels is not None else None
             items.append(_item(response, label, f"body.labels[{index}]"))
             found.append(1.0 if prompt_found else 0.0)
-        check_sizes(items)
+        check(items, lambda i: f"samples[{i}]")
         results = await service.verify_items(items, "compat_openrlhf") if items else []
         rewards = [_reward(r) for r in results]
         return OpenRLHFResponse(
@@ -214,7 +211,7 @@ def build_router(service: VerificationService, dependencies: list[Any]) -> APIRo
     )
     async def slime(body: SlimeRequest) -> SlimeResponse:
         item = _item(body.response, body.label, "body.label")
-        check_sizes([item])
+        check([item], lambda _: "sample")
         (result,) = await service.verify_items([item], "compat_slime")
         return SlimeResponse(
             **{**result.model_dump(), "reward": _reward(result)},
@@ -231,7 +228,7 @@ def build_router(service: VerificationService, dependencies: list[Any]) -> APIRo
         item = _item(
             text, body.expected_answer, "body.expected_answer", {"question": body.question}
         )
-        check_sizes([item])
+        check([item], lambda _: "sample")
         (result,) = await service.verify_items([item], "compat_nemo_gym")
         abstained = result.correct is None
         reply = body.model_dump()

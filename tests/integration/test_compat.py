@@ -114,10 +114,8 @@ def test_openrlhf_rejects_mismatched_lists_and_bad_labels(client: httpx.Client) 
         "/compat/openrlhf",
         json={"query": ["\\boxed{1}"], "labels": ['{"task": "code", "tests": {"kind": "x"}}']},
     )
-    # the code stage checks the tests spec itself: an abstention that says why, not a reward
-    assert r.status_code == 200 and r.json()["rewards"] == [0.0]
-    assert r.json()["results"][0]["correct"] is None
-    assert "kind" in r.json()["results"][0]["detail"]["error"]
+    # malformed test specs are a dataset bug: a 422 naming the sample, as on /v1
+    assert r.status_code == 422 and r.json()["message"].startswith("samples[0].tests:")
     r = client.post("/compat/openrlhf", json={"query": ["x"], "labels": ['{"task": "maths"}']})
     assert r.status_code == 422
     assert r.json()["message"].startswith("body.labels[0].task:")
@@ -180,6 +178,12 @@ def test_slime_errors(client: httpx.Client) -> None:
     assert r.status_code == 422 and "response" in r.json()["message"]
     r = client.post("/compat/slime", json={"response": "x", "label": [1, 2]})
     assert r.status_code == 422 and "label" in r.json()["message"]
+    r = client.post("/compat/slime", json={"response": "x" * 1_000_001, "label": "1"})
+    assert r.status_code == 413 and r.json()["message"].startswith("sample.response is")
+    r = client.post(
+        "/compat/slime", json={"response": ADD_PROGRAM, "label": {"task": "code", "language": "x"}}
+    )
+    assert r.status_code == 422 and r.json()["message"].startswith("sample.tests:")
 
 
 # ---------------------------------------------------------------- NeMo-Gym
