@@ -49,8 +49,8 @@ test: install-dev system-deps redis
 	$(BIN)/python -m pytest -q
 
 lint: install-dev
-	$(BIN)/ruff check verifiers service tests bench
-	$(BIN)/ruff format --check verifiers service tests bench
+	$(BIN)/ruff check verifiers service rlvr_client tests bench examples
+	$(BIN)/ruff format --check verifiers service rlvr_client tests bench examples
 
 typecheck: install-dev
 	$(BIN)/mypy
