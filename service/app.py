@@ -209,6 +209,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's body parser: a body that is not UTF-8 is malformed JSON too.
+            cause = f"{type(exc.__cause__).__name__}: {exc.__cause__}"[:200]
+            return _error_response(422, "validation_error", f"malformed JSON body: {cause}")
         error = "payload_too_large" if exc.status_code == 413 else "http_error"
         return _error_response(exc.status_code, error, str(exc.detail))
 
