@@ -74,6 +74,13 @@ def strip_think(text: str) -> str | None:
     return text
 
 
+#: The only tokens that matter for brace matching: an escape of a brace or of a
+#: backslash (skipped as a unit), and a bare brace. Any other ``\\x`` escape
+#: cannot hide a brace, so scanning these tokens with the regex engine gives
+#: the same pairs as a character-by-character walk, at C speed.
+_BRACE_TOKEN = re.compile(r"\\[\\{}]|[{}]")
+
+
 def _brace_pairs(text: str) -> dict[int, int]:
     """Index of every ``{`` mapped to the index of its matching ``}``.
 
@@ -82,18 +89,12 @@ def _brace_pairs(text: str) -> dict[int, int]:
     """
     pairs: dict[int, int] = {}
     stack: list[int] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "{":
-            stack.append(i)
-        elif ch == "}" and stack:
-            pairs[stack.pop()] = i
-        i += 1
+    for match in _BRACE_TOKEN.finditer(text):
+        token = match.group()
+        if token == "{":
+            stack.append(match.start())
+        elif token == "}" and stack:
+            pairs[stack.pop()] = match.start()
     return pairs
 
 

@@ -131,6 +131,8 @@ _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": 
 
 def _prepare(text: str) -> str:
     """Drop invisible characters, NFKC-normalise, unify apostrophes."""
+    if text.isascii():
+        return text  # no invisible characters, NFKC-stable, no curly quotes
     text = text.translate(_INVISIBLE)
     text = unicodedata.normalize("NFKC", text)
     return text.translate(_QUOTES)
@@ -170,15 +172,29 @@ _LATEX_WRAPPER = re.compile(
 )
 _MATH_DELIMS = re.compile(r"\$+|\\[()\[\]]")
 _MARKDOWN = re.compile(r"[*`~#{}]|__|(?m:^[ \t]*>+)|(?m:^[ \t]*[-+][ \t]+)")
+# `_MARKDOWN` split in two for speed. The line-start part only ever matches
+# spaces, tabs, ``>``, ``-`` and ``+`` at the start of a line, where the
+# character part cannot match, and the character part never matches those
+# characters: applying the two one after the other removes exactly what the
+# single pass removes.
+_MARKDOWN_LINE = re.compile(r"(?m:^[ \t]*(?:>+|[-+][ \t]+))")
+_MARKDOWN_LINE_HINT = re.compile(r"(?:^|\n)[ \t]*[>+-]")
+_MARKDOWN_CHARS = re.compile(r"[*`~#{}]|__")
 
 
 def _strip_markup(text: str) -> str:
     """Remove wrappers that carry no content: HTML tags, Markdown emphasis,
     LaTeX text/box wrappers and math delimiters (their content is kept)."""
-    text = _HTML_TAG.sub(" ", text)
-    text = _LATEX_WRAPPER.sub(" ", text)
-    text = _MATH_DELIMS.sub(" ", text)
-    return _MARKDOWN.sub(" ", text)
+    # Each substitution is skipped when its pattern cannot match (a C-speed test).
+    if "<" in text:
+        text = _HTML_TAG.sub(" ", text)
+    if "\\" in text:
+        text = _LATEX_WRAPPER.sub(" ", text)
+    if "$" in text or "\\" in text:
+        text = _MATH_DELIMS.sub(" ", text)
+    if _MARKDOWN_LINE_HINT.search(text):
+        text = _MARKDOWN_LINE.sub(" ", text)
+    return _MARKDOWN_CHARS.sub(" ", text)
 
 
 def _has_content_char(text: str) -> bool:
@@ -471,8 +487,8 @@ def _ends_mid_sentence(text: str) -> bool:
     return False
 
 
-_REFUSAL = re.compile(
-    r"(?:^|(?<=[.!?\n]))\s*(?:"
+_REFUSAL_BODY = re.compile(
+    r"\s*(?:"
     r"(?:i'?m|i\s+am)\s+(?:sorry|afraid)[^.\n]{0,60}?\b(?:i|we)\s*(?:can'?t|cannot|can\s+not|"
     r"won'?t|will\s+not|am\s+unable|'m\s+unable|am\s+not\s+able|'m\s+not\s+able|must\s+decline)"
     r"|(?:sorry|unfortunately|apologies)[,.!]?\s+(?:but\s+)?(?:i|we)\s*(?:can'?t|cannot|"
@@ -489,6 +505,21 @@ _REFUSAL = re.compile(
     r")",
     re.I,
 )
+#: Where a refusal may start: the beginning, or right after ``.``, ``!``, ``?`` or a newline.
+_SENTENCE_START = re.compile(r"[.!?\n]")
+
+
+def _has_refusal(text: str) -> bool:
+    """Does a refusal phrase start `text` or one of its sentences or lines?
+
+    The same as searching ``(?:^|(?<=[.!?\\n]))`` + `_REFUSAL_BODY`, but the body
+    is only tried where a sentence can start instead of at every position.
+    """
+    if _REFUSAL_BODY.match(text):
+        return True
+    return any(_REFUSAL_BODY.match(text, m.end()) for m in _SENTENCE_START.finditer(text))
+
+
 #: A refusal is only rejected when the whole response is about this short.
 _REFUSAL_MAX_CHARS = 600
 
@@ -677,6 +708,8 @@ _INJECTION_SPECS: list[tuple[str, str, bool, tuple[str, ...]]] = [
 
 
 _INJECTION_REGEXES = [re.compile(spec[1], re.I) for spec in _INJECTION_SPECS]
+#: Every keyword once (several specs share some), so each is looked up once per text.
+_INJECTION_KEYWORDS = tuple(dict.fromkeys(k for spec in _INJECTION_SPECS for k in spec[3]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -688,13 +721,16 @@ class _Injection:
 
 def _find_injection(text: str) -> _Injection | None:
     low = text.lower()
+    present = {k for k in _INJECTION_KEYWORDS if k in low}
+    if not present:
+        return None
     kinds: set[str] = set()
     strong = False
     spans: list[tuple[int, int]] = []
     for (kind, _, is_strong, keywords), regex in zip(
         _INJECTION_SPECS, _INJECTION_REGEXES, strict=True
     ):
-        if not any(k in low for k in keywords):
+        if present.isdisjoint(keywords):
             continue
         for match in regex.finditer(text):
             kinds.add(kind)
@@ -748,8 +784,28 @@ def _result(name: str | None, flags: Iterable[str]) -> GuardResult:
     return GuardResult(verdict, ordered)
 
 
+_DIGIT = re.compile(r"\d")
+
+
+def _plainly_substantial(text: str) -> bool:
+    """A cheap sufficient condition for `_degenerate` to find nothing.
+
+    Markup removal (`_strip_markup`) only deletes digits inside HTML tags and
+    only ever inserts spaces. So when no HTML tag matches and a digit follows
+    the last ``:`` (or there is no ``:``), that digit survives: the stripped
+    text has content, has a math-like character (so it is not opener-only),
+    and does not end with ``:``. Most real responses pass this test, which
+    spares a full markup removal over long texts.
+    """
+    if "<" in text and _HTML_TAG.search(text) is not None:
+        return False
+    return _DIGIT.search(text, text.rfind(":") + 1) is not None
+
+
 def _degenerate(text: str, flags: list[str]) -> str | None:
     """Shared by both screens: empty / punctuation / master_key, or None."""
+    if _plainly_substantial(text):
+        return None
     if not text.strip():
         return "empty"
     if _MEANINGFUL_SYMBOLS.search(text) and not _ALNUM.search(text):
@@ -816,7 +872,7 @@ def screen_response(response: str) -> GuardResult:
     if _repetition(text.rstrip()):
         return _result("repetition", flags)
 
-    if _REFUSAL.search(stripped[:400]):
+    if _has_refusal(stripped[:400]):
         flags.append("refusal")
         if len(stripped) <= _REFUSAL_MAX_CHARS and not answered and not _last_line_has_math(tail):
             return _result("refusal", flags)
