@@ -33,6 +33,17 @@ class Settings(BaseSettings):
 
     # access
     api_keys: str = Field("", description="Comma-separated API keys; empty = open.")
+    rate_limit_per_s: float = Field(
+        0.0, ge=0, description="Requests per second per API key (or client address); 0 = off."
+    )
+    rate_limit_burst: int = Field(
+        0, ge=0, description="Requests a key may send at once; 0 = max(1, 2 x the rate)."
+    )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="A request's headers, and then its body, must arrive within this (408).",
+    )
 
     # workers and limits
     workers: int = Field(0, ge=0, description="Math worker processes; 0 = number of cores.")
