@@ -69,8 +69,10 @@ def test_redis_down_at_start_then_back(
 
         keys = redis.Redis.from_url(own_redis.url).keys(unique_prefix + "*")
         assert keys
-    # logged once, not per request
-    assert api.log().count("redis unavailable") == 1
+    # logged once per component (cache, estimator), not per request
+    log = api.log()
+    assert log.count("redis unavailable, serving from the in-process cache") == 1
+    assert log.count("redis unavailable") <= 2
 
 
 def test_redis_killed_during_run_and_restarted(
