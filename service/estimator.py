@@ -165,6 +165,18 @@ def unscreened_probe(client: Any) -> JudgeCall:
 
 
 # ---------------------------------------------------------------- storage
+#: HSETNX every id (ARGV[2:]) into KEYS[1], expire it after ARGV[1] seconds;
+#: 1 for ids set now (first label), 0 for ids labelled before.
+_LABEL_SCRIPT = """
+local out = {}
+for i = 2, #ARGV do
+  out[#out + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], 1)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return out
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredVerdict:
     """What feedback needs of a past verdict."""
@@ -206,6 +218,17 @@ class _LocalVerdicts:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def _decode(raw: bytes | str | None) -> StoredVerdict | None:
+    """A stored verdict record, None when absent or unreadable."""
+    if raw is None:
+        return None
+    try:
+        stage, domain, correct = orjson.loads(raw)
+    except ValueError:
+        return None
+    return StoredVerdict(str(stage), str(domain), correct if isinstance(correct, bool) else None)
 
 
 def _field(source: str, stage: str, domain: str, name: str) -> str:
@@ -260,6 +283,8 @@ class ErrorRateEstimator:
         self.retry_s = settings.redis_retry_s
         self.ttl_s = settings.verdict_ttl_s
         self.bucket_s = max(1, settings.estimator_window_s // BUCKETS)
+        self.record_bucket_s = max(1, self.ttl_s // 12)
+        self.record_expire_s = self.ttl_s + self.record_bucket_s
         self.judge: JudgeCall | None = None
         self.probe: JudgeCall | None = None
         self.rng = random.Random(seed)
@@ -346,11 +371,17 @@ class ErrorRateEstimator:
     def _counts_key(self, bucket: int) -> str:
         return f"{self.prefix}counts:{bucket}"
 
-    def _verdict_key(self, verdict_id: str) -> str:
-        return f"{self.prefix}v:{verdict_id}"
+    # Verdict records live in one hash per 1/12 of the TTL (one HSET per batch,
+    # one HMGET per bucket on feedback), so they stay addressable for at least
+    # the TTL; labelled ids in a twin hash per bucket (HSETNX: first label wins).
+    def _record_bucket(self) -> int:
+        return int(time.time() // self.record_bucket_s)
 
-    def _label_key(self, verdict_id: str) -> str:
-        return f"{self.prefix}l:{verdict_id}"
+    def _verdict_key(self, bucket: int) -> str:
+        return f"{self.prefix}v:{bucket}"
+
+    def _label_key(self, bucket: int) -> str:
+        return f"{self.prefix}l:{bucket}"
 
     def _domain(self, domain: str | None) -> str:
         name = (domain or "").replace("|", "/")
@@ -389,9 +420,16 @@ class ErrorRateEstimator:
                         if b == bucket:
                             pipe.hincrby(key, name, value)
                     pipe.expire(key, expire)
-                for key, verdict in records.items():
-                    raw = orjson.dumps([verdict.stage, verdict.domain, verdict.correct])
-                    pipe.set(self._verdict_key(key), raw, ex=self.ttl_s)
+                if records:
+                    key = self._verdict_key(self._record_bucket())
+                    pipe.hset(
+                        key,
+                        mapping={
+                            verdict_id: orjson.dumps([v.stage, v.domain, v.correct])
+                            for verdict_id, v in records.items()
+                        },
+                    )
+                    pipe.expire(key, self.record_expire_s)
                 await pipe.execute()
             self._mark_up()
         except (RedisError, OSError) as exc:
@@ -530,23 +568,11 @@ class ErrorRateEstimator:
         client = self._usable() if self.ttl_s > 0 else None
         if client is not None and truth:
             try:
-                ids = list(truth)
-                raws = await client.mget([self._verdict_key(i) for i in ids])
-                for verdict_id, raw in zip(ids, raws, strict=True):
-                    if raw is not None:
-                        stage, domain, correct = orjson.loads(raw)
-                        found[verdict_id] = StoredVerdict(stage, domain, correct)
-                if found:
-                    async with client.pipeline(transaction=False) as pipe:
-                        for verdict_id in found:
-                            pipe.set(self._label_key(verdict_id), 1, nx=True, ex=self.ttl_s)
-                        marked = await pipe.execute()
-                    fresh = {i for i, ok in zip(found, marked, strict=True) if ok}
+                found, fresh = await self._lookup(client, list(truth))
                 self._mark_up()
-            except (RedisError, OSError, ValueError) as exc:
+            except (RedisError, OSError) as exc:
                 found, fresh = {}, set()
-                if not isinstance(exc, ValueError):
-                    self._mark_down(exc)
+                self._mark_down(exc)
         for verdict_id in truth:
             if verdict_id in found:
                 continue
@@ -582,6 +608,36 @@ class ErrorRateEstimator:
         return FeedbackResponse(
             recorded=sum(cells.values()), counts=dict(cells), unknown=unknown, duplicate=duplicate
         )
+
+    async def _lookup(
+        self, client: aioredis.Redis, ids: list[str]
+    ) -> tuple[dict[str, StoredVerdict], set[str]]:
+        """Stored verdicts for `ids` (newest bucket wins) and which of them this
+        call labelled first."""
+        newest = self._record_bucket()
+        found: dict[str, StoredVerdict] = {}
+        where: dict[int, list[str]] = {}
+        missing = ids
+        for bucket in range(newest, newest - self.ttl_s // self.record_bucket_s - 2, -1):
+            if not missing:
+                break
+            values = await client.hmget(self._verdict_key(bucket), missing)
+            still: list[str] = []
+            for verdict_id, raw in zip(missing, values, strict=True):
+                stored = _decode(raw)
+                if stored is None:
+                    still.append(verdict_id)
+                    continue
+                found[verdict_id] = stored
+                where.setdefault(bucket, []).append(verdict_id)
+            missing = still
+        fresh: set[str] = set()
+        for bucket, labelled in where.items():
+            firsts = await client.eval(
+                _LABEL_SCRIPT, 1, self._label_key(bucket), self.record_expire_s, *labelled
+            )
+            fresh.update(i for i, first in zip(labelled, firsts, strict=True) if first)
+        return found, fresh
 
     # ------------------------------------------------------------ reading
     async def counts(self) -> dict[str, int]:

@@ -349,3 +349,18 @@ def test_canaries_measure_judge_acceptance_of_known_wrong_answers(
             metrics, "verifier_false_positive_rate", stage="judge", source="canary"
         )
         assert value == pytest.approx(counts["accepted"] / len(items))
+
+
+def test_verdicts_expire_after_their_ttl(
+    service_factory: Factory, shared_redis_url: str, unique_prefix: str
+) -> None:
+    service = service_factory(
+        workers="1", redis_url=shared_redis_url, redis_prefix=unique_prefix, verdict_ttl_s="1"
+    )
+    with service.client() as client:
+        verify_all(client)
+        fresh = client.post("/v1/feedback", json={"labels": [{"id": "a1", "correct": True}]})
+        assert fresh.json()["recorded"] == 1
+        time.sleep(3.2)  # TTL 1 s, stored in buckets of 1/12 TTL (at least 1 s) + one bucket
+        stale = client.post("/v1/feedback", json={"labels": [{"id": "a2", "correct": True}]})
+        assert stale.json()["unknown"] == ["a2"]
