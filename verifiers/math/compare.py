@@ -144,13 +144,38 @@ def _exprs_equal(a: Any, b: Any, tol: float) -> bool:
             return False
         valid += 1
         if valid >= _PROBES:
-            return True
+            return _agree_off_the_positive_axis(a, b, symbols, rng, tol)
     simplified = sympy.simplify(a - b)
     if simplified == 0:
         return True
     if simplified.is_number:
         return False
     raise _Undecided
+
+
+def _agree_off_the_positive_axis(
+    a: Any, b: Any, symbols: list[Any], rng: random.Random, tol: float
+) -> bool:
+    """Equal at positive points; check points with negative coordinates too,
+    where both sides are real (so ``|x|`` and ``x`` differ, while ``\\ln x^2``
+    and ``2\\ln x``, equal wherever both are real, still agree)."""
+    for _ in range(_PROBES * 2):
+        point = {
+            s: sympy.Rational(rng.randint(3, 97), rng.randint(11, 37)) * rng.choice((-1, 1))
+            for s in symbols
+        }
+        try:
+            x = sympy.N(a.subs(point), 30)
+            y = sympy.N(b.subs(point), 30)
+        except (ZeroDivisionError, ValueError, TypeError):
+            continue
+        if not (x.is_number and y.is_number) or x.has(sympy.zoo, sympy.nan, sympy.oo):
+            continue
+        if y.has(sympy.zoo, sympy.nan, sympy.oo) or not (x.is_real and y.is_real):
+            continue
+        if not _close(x, y, max(tol, 1e-12)):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- structure

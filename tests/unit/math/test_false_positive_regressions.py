@@ -37,3 +37,22 @@ def test_hard_negative_for_constants() -> None:
     result = compare_answers("\\frac{1}{2^{99}}", "\\frac{1}{2^{98}}")
     assert result.outcome == "not_equal"
     assert result.hard_negative
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference"),
+    [("|x|", "x"), ("\\sqrt{x^2}", "x"), ("-|y|", "-y")],
+)
+def test_probing_covers_negative_values(answer: str, reference: str) -> None:
+    """Regression: probing only at positive points called |x| equal to x."""
+    from verifiers.math.compare import compare_answers
+
+    assert compare_answers(answer, reference).outcome != "equal"
+    assert compare_answers(reference, answer).outcome != "equal"
+
+
+def test_identities_that_hold_wherever_both_sides_are_real_still_pass() -> None:
+    from verifiers.math.compare import compare_answers
+
+    assert compare_answers("\\ln(x^2)", "2\\ln x").outcome == "equal"
+    assert compare_answers("x^{1/3}", "\\sqrt[3]{x}").outcome == "equal"
