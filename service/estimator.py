@@ -458,7 +458,10 @@ class ErrorRateEstimator:
                     # Decided by the judge in the request: that is the appeal.
                     self._count_appeal(deltas, domain, result.correct)
                 elif plan.math is not None and plan.math.answer is not None:
-                    self._schedule_appeal(item, plan.math.reference, plan.math.answer, domain)
+                    hardened = any(flag.startswith("injection") for flag in result.flags)
+                    self._schedule_appeal(
+                        item, plan.math.reference, plan.math.answer, domain, hardened
+                    )
             if (
                 canaries
                 and result.stage == Stage.JUDGE
@@ -517,12 +520,15 @@ class ErrorRateEstimator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _schedule_appeal(self, item: VerifyItem, reference: str, answer: str, domain: str) -> None:
+    def _schedule_appeal(
+        self, item: VerifyItem, reference: str, answer: str, domain: str, hardened: bool
+    ) -> None:
+        """Recheck one rule negative with the judge, as the cascade would ask it."""
         judge = self.judge
         assert judge is not None
 
         async def appeal() -> None:
-            verdict = await judge(reference, answer, item.question, item.domain or "math", False)
+            verdict = await judge(reference, answer, item.question, item.domain or "math", hardened)
             deltas: Counter[str] = Counter()
             self._count_appeal(deltas, domain, verdict.correct)
             await self._add(deltas)
