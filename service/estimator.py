@@ -70,6 +70,7 @@ from verifiers.estimate import (
     rule_fn_from_appeals,
     youden_j,
 )
+from verifiers.extract import extract_reference
 from verifiers.verdict import Reason, Stage, Verdict
 
 log = logging.getLogger("rlvr_verifier.estimator")
@@ -218,6 +219,13 @@ class _LocalVerdicts:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def _reference(item: VerifyItem, plan: Plan) -> str:
+    """The reference answer the judge is shown (as the cascade extracts it)."""
+    if plan.math is not None:
+        return plan.math.reference
+    return extract_reference(item.reference)
 
 
 def _decode(raw: bytes | str | None) -> StoredVerdict | None:
@@ -457,19 +465,18 @@ class ErrorRateEstimator:
                 if result.stage == Stage.JUDGE:
                     # Decided by the judge in the request: that is the appeal.
                     self._count_appeal(deltas, domain, result.correct)
-                elif plan.math is not None and plan.math.answer is not None:
+                elif result.extracted_answer is not None:
                     hardened = any(flag.startswith("injection") for flag in result.flags)
                     self._schedule_appeal(
-                        item, plan.math.reference, plan.math.answer, domain, hardened
+                        item, _reference(item, plan), result.extracted_answer, domain, hardened
                     )
             if (
                 canaries
                 and result.stage == Stage.JUDGE
                 and not result.cached
-                and plan.math is not None
                 and self.rng.random() < self.settings.canary_rate
             ):
-                self._schedule_canary(item, plan.math.reference, domain)
+                self._schedule_canary(item, _reference(item, plan), domain)
         if deltas or records:
             await self._add(deltas, records)
 

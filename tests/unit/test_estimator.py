@@ -139,9 +139,9 @@ async def test_appeals_and_canaries_with_scripted_judges() -> None:
     estimator.set_judge(judge)
     items = [item(f"\\boxed{{{a}}}", "x+2") for a in ("x+1", "x+3", "x+9", "2+x")]
     results = [
-        result("n1", False, "math", "not_equal"),
-        result("n2", False, "math", "not_equal"),
-        result("n3", False, "math", "not_equal"),
+        result("n1", False, "math", "not_equal", extracted_answer="x+1"),
+        result("n2", False, "math", "not_equal", extracted_answer="x+3"),
+        result("n3", False, "math", "not_equal", extracted_answer="x+9"),
         result("p1", True, "math", "equal"),
     ]
     plans = [math_plan(i.response, i.reference) for i in items]
