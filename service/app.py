@@ -7,6 +7,7 @@ invalid bodies, 413 for oversized ones, 401 for missing keys).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -46,6 +47,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_HTTP_ERRORS = {408: "request_timeout", 413: "payload_too_large", 429: "rate_limited"}
 access_log = logging.getLogger("rlvr_verifier.access")
 
 
@@ -57,12 +59,24 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"request body exceeds {limit} bytes")
 
 
-class BodyLimitMiddleware:
-    """413 for bodies over the limit, without reading them whole."""
+class _BodyTimeout(StarletteHTTPException):
+    """Raised from `receive` when the body has not arrived in time (a stalled
+    or trickling client); 408, and the connection is closed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            408, f"request body not received within {timeout_s:g} s", {"connection": "close"}
+        )
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, without reading them whole; 408 for
+    bodies that do not arrive in full within `timeout_s` of the headers."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,18 +89,29 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._reject(send)
+                    await self._reject(send, 413, "payload_too_large", self._too_large)
                     return
         seen = 0
         started = False
+        body_done = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # later receives only wait for a disconnect: no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise _BodyTimeout(self.timeout_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     raise _BodyTooLarge(self.max_bytes)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -99,17 +124,21 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, 413, "payload_too_large", self._too_large)
+        except _BodyTimeout as exc:
+            if not started:
+                await self._reject(send, 408, "request_timeout", str(exc.detail))
 
-    async def _reject(self, send: Send) -> None:
-        body = ErrorResponse(
-            error="payload_too_large",
-            message=f"request body exceeds {self.max_bytes} bytes",
-        ).model_dump_json()
+    @property
+    def _too_large(self) -> str:
+        return f"request body exceeds {self.max_bytes} bytes"
+
+    async def _reject(self, send: Send, status: int, error: str, message: str) -> None:
+        body = ErrorResponse(error=error, message=message).model_dump_json()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
             }
         )
@@ -164,7 +193,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.state.settings = settings
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.body_timeout_s,
+    )
 
     @app.middleware("http")
     async def observe(
@@ -213,8 +246,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # FastAPI's body parser: a body that is not UTF-8 is malformed JSON too.
             cause = f"{type(exc.__cause__).__name__}: {exc.__cause__}"[:200]
             return _error_response(422, "validation_error", f"malformed JSON body: {cause}")
-        error = "payload_too_large" if exc.status_code == 413 else "http_error"
-        return _error_response(exc.status_code, error, str(exc.detail))
+        error = _HTTP_ERRORS.get(exc.status_code, "http_error")
+        response = _error_response(exc.status_code, error, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     keys = settings.api_key_set
 

@@ -40,6 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         workers=args.workers,
         timeout_graceful_shutdown=10,
+        # closes connections whose request headers do not arrive in time (slowloris)
+        http="service.httpserver:GuardedHttpToolsProtocol",
     )
     return 0
 
