@@ -21,18 +21,28 @@ class VerifyOptions(BaseModel):
         ),
         examples=["fallback"],
     )
+    # strict: `false` or `"0.1"` is not a number (the schema says so; found by fuzzing)
     tolerance: float = Field(
-        1e-6, ge=0, le=0.1, description="Relative tolerance of numeric comparison.", examples=[1e-6]
+        1e-6,
+        ge=0,
+        le=0.1,
+        strict=True,
+        description="Relative tolerance of numeric comparison.",
+        examples=[1e-6],
     )
     timeout_s: float | None = Field(
         None,
         gt=0,
         le=120,
+        strict=True,
         description="Deadline of the symbolic comparison for this item (seconds).",
         examples=[5.0],
     )
     all_or_nothing: bool = Field(
-        False, description="Code: reward 1 only when every test passes.", examples=[False]
+        False,
+        strict=True,
+        description="Code: reward 1 only when every test passes.",
+        examples=[False],
     )
     reward: Literal["raw", "corrected"] = Field(
         "raw",
@@ -275,7 +285,9 @@ class FeedbackLabel(BaseModel):
         description="The id a verify result echoed.",
         examples=["prompt-17/sample-3"],
     )
-    correct: bool = Field(..., description="Was the response truly correct?", examples=[True])
+    correct: bool = Field(
+        ..., strict=True, description="Was the response truly correct?", examples=[True]
+    )
 
 
 class FeedbackRequest(BaseModel):

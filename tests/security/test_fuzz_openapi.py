@@ -125,3 +125,29 @@ def test_body_that_is_not_utf8_is_malformed_json_422(api: ServiceProcess, path: 
     body = response.json()
     assert body["error"] == "validation_error"
     assert body["message"].startswith("malformed JSON body")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tolerance": False},
+        {"tolerance": "0.01"},
+        {"timeout_s": True},
+        {"timeout_s": "2"},
+        {"all_or_nothing": "yes"},
+        {"all_or_nothing": 1},
+    ],
+)
+def test_options_of_the_wrong_json_type_are_rejected(
+    api: ServiceProcess, options: dict[str, object]
+) -> None:
+    # Found by schemathesis: `"tolerance": false` was accepted (lax coercion to
+    # 0.0) although the schema says number.
+    item = {"response": "\\boxed{1}", "reference": "1", "options": options}
+    with httpx.Client(base_url=api.url) as client:
+        single = client.post("/v1/verify", json=item)
+        batch = client.post("/v1/verify/batch", json={"items": [item]})
+        feedback = client.post("/v1/feedback", json={"labels": [{"id": "x", "correct": "yes"}]})
+    for response in (single, batch, feedback):
+        assert response.status_code == 422, response.text
+    assert "options" in single.json()["message"]
