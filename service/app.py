@@ -24,6 +24,7 @@ from service import logs, metrics
 from service.compat_routes import build_router as build_compat_router
 from service.errors import ApiError
 from service.job_routes import build_router as build_job_router
+from service.ratelimit import RateLimitMiddleware
 from service.schemas import (
     BatchRequest,
     BatchResponse,
@@ -47,6 +48,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+#: Open too: the API description (FastAPI's defaults).
+DOC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 _HTTP_ERRORS = {408: "request_timeout", 413: "payload_too_large", 429: "rate_limited"}
 access_log = logging.getLogger("rlvr_verifier.access")
 
@@ -165,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; the lifespan owns pools and connections."""
     settings = settings or Settings()
     logs.configure(settings.log_level, settings.log_format)
+    logs.redact_secrets([*settings.api_key_set, settings.judge_api_key])
     if settings.access_log:  # ours carries the request id; uvicorn's would duplicate it
         logging.getLogger("uvicorn.access").disabled = True
     service = VerificationService(settings)
@@ -187,12 +191,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses={
             401: {"model": ErrorResponse, "description": "Missing or wrong API key."},
+            408: {"model": ErrorResponse, "description": "The body did not arrive in time."},
             413: {"model": ErrorResponse, "description": "Body or item over the limits."},
             422: {"model": ErrorResponse, "description": "Malformed JSON or invalid fields."},
+            429: {
+                "model": ErrorResponse,
+                "description": "Per-key rate limit exceeded (`Retry-After` says when to retry).",
+            },
         },
     )
     app.state.service = service
     app.state.settings = settings
+    if settings.rate_limit_per_s > 0:
+        app.add_middleware(
+            RateLimitMiddleware,
+            rate=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+            keys=settings.api_key_set,
+            exempt=PUBLIC_PATHS | DOC_PATHS,
+        )
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,

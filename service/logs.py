@@ -12,6 +12,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,6 +25,28 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:/=+-]{1,128}$")
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 #: Loggers that get the JSON format: ours and uvicorn's.
 LOGGERS = ("rlvr_verifier", "uvicorn", "uvicorn.error")
+
+
+#: Secrets (API keys, the judge's token) replaced in every formatted log line.
+_SECRETS: tuple[str, ...] = ()
+
+
+def redact_secrets(secrets: Iterable[str]) -> None:
+    """Never log these strings (also in their JSON-escaped form), wherever a
+    client put them: a path, a request id, a message."""
+    global _SECRETS
+    forms = set()
+    for secret in secrets:
+        if len(secret) >= 4:
+            forms.update((secret, orjson.dumps(secret).decode()[1:-1]))
+    _SECRETS = tuple(sorted(forms, key=len, reverse=True))
+
+
+def _redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
 
 
 def request_id_from(header: str | None) -> str:
@@ -52,17 +75,23 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return _redact(orjson.dumps(entry, default=str).decode())
+
+
+class TextFormatter(logging.Formatter):
+    """``LEVEL logger message``, secrets redacted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _redact(super().format(record))
 
 
 def configure(level: str = "info", fmt: str = "json") -> None:
     """Send the service's logs to stderr in `fmt`; give uvicorn's handlers the
     same format. Idempotent (one handler per logger)."""
-    formatter: logging.Formatter = (
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(levelname)s %(name)s %(message)s")
-    )
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     ours = logging.getLogger("rlvr_verifier")
     ours.setLevel(level.upper())
     handler = next((h for h in ours.handlers if getattr(h, "_rlvr", False)), None)

@@ -82,6 +82,9 @@ POOL_WORKERS = Gauge("verifier_pool_workers", "Math worker processes.", multipro
 POOL_RESTARTS = Counter(
     "verifier_pool_worker_restarts_total", "Math workers replaced, by reason.", ["reason"]
 )
+RATE_LIMITED = Counter(
+    "verifier_rate_limited_total", "Requests refused with 429 by the per-key rate limit."
+)
 BUILD_INFO = Gauge(
     "verifier_build_info",
     "Always 1; labels carry the verifier and judge prompt versions.",
