@@ -35,7 +35,7 @@ def redact_secrets(secrets: Iterable[str]) -> None:
     """Never log these strings (also in their JSON-escaped form), wherever a
     client put them: a path, a request id, a message."""
     global _SECRETS
-    forms = set()
+    forms: set[str] = set()
     for secret in secrets:
         if len(secret) >= 4:
             forms.update((secret, orjson.dumps(secret).decode()[1:-1]))
