@@ -9,30 +9,38 @@ Timeouts and infrastructure errors are never cached (`Verdict.cacheable`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Generic, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service import metrics
-from verifiers.verdict import Verdict
+from verifiers.cascade import PlanPolicy, VerifyRequest
+from verifiers.guards import GUARDS_VERSION
+from verifiers.math import MathItem
+from verifiers.verdict import VERIFIER_VERSION, Verdict
+
+V = TypeVar("V")
 
 log = logging.getLogger("rlvr_verifier.cache")
 
 
-class LRU:
+class LRU(Generic[V]):
     """A size- and age-bounded mapping (not thread-safe; used from one event loop)."""
 
     def __init__(self, max_entries: int, ttl_s: float) -> None:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
-        self._data: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, V]] = OrderedDict()
 
-    def get(self, key: str) -> Verdict | None:
+    def get(self, key: str) -> V | None:
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -43,7 +51,7 @@ class LRU:
         self._data.move_to_end(key)
         return verdict
 
-    def put(self, key: str, verdict: Verdict) -> None:
+    def put(self, key: str, verdict: V) -> None:
         if self.max_entries <= 0:
             return
         self._data[key] = (time.monotonic() + self.ttl_s, verdict)
@@ -53,6 +61,63 @@ class LRU:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+#: An exact-pair cache entry: the item's final verdict and what the cascade extracted.
+ExactEntry = tuple[Verdict, MathItem | None]
+
+
+class ExactCache:
+    """In-process cache of final verdicts keyed by the whole request.
+
+    Sits in front of planning: a request seen before (same response, reference,
+    question, tests and options, same cascade policy) skips guards, extraction
+    and the answer-level cache entirely. Its keys hash the full text, so it
+    holds only what the process itself computed; the answer-level
+    `VerdictCache` (shared through Redis) stays the cache that pays off across
+    different responses with the same answer.
+    """
+
+    def __init__(self, *, max_entries: int = 200_000, ttl_s: float = 7 * 24 * 3600) -> None:
+        self._lru: LRU[ExactEntry] = LRU(max_entries, ttl_s)
+
+    @staticmethod
+    def key(request: VerifyRequest, policy: PlanPolicy) -> str:
+        parts = (
+            VERIFIER_VERSION,
+            GUARDS_VERSION,
+            policy.has_judge,
+            policy.judge_version,
+            policy.default_judge_mode,
+            request.task,
+            request.response,
+            request.reference,
+            request.question,
+            request.tests,
+            request.language,
+            request.judge,
+            request.tolerance,
+            request.timeout_s,
+            request.all_or_nothing,
+            request.domain,
+        )
+        try:
+            blob = orjson.dumps(
+                parts, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
+            )
+        except (orjson.JSONEncodeError, TypeError):  # e.g. integers beyond 64 bits in tests
+            blob = json.dumps(parts, sort_keys=True, default=str).encode()
+        return hashlib.blake2b(blob, digest_size=20).hexdigest()
+
+    def get(self, key: str) -> ExactEntry | None:
+        return self._lru.get(key)
+
+    def put(self, key: str, verdict: Verdict, math: MathItem | None) -> None:
+        if verdict.cacheable:
+            self._lru.put(key, (verdict, math))
+
+    def __len__(self) -> int:
+        return len(self._lru)
 
 
 class VerdictCache:
@@ -67,7 +132,7 @@ class VerdictCache:
         prefix: str = "rlvr:",
         retry_s: float = 5.0,
     ) -> None:
-        self.lru = LRU(max_entries, ttl_s)
+        self.lru: LRU[Verdict] = LRU(max_entries, ttl_s)
         self.ttl_s = ttl_s
         self.redis_url = redis_url
         self.prefix = prefix + "verdict:"

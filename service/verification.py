@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from service import metrics
-from service.cache import VerdictCache
+from service.cache import ExactCache, VerdictCache
 from service.estimator import ErrorRateEstimator, apply_correction, unscreened_probe
 from service.jobs import JobBackend, MemoryJobs, RedisJobs
 from service.schemas import VerifyItem, VerifyResult
@@ -24,8 +24,8 @@ from verifiers.verdict import VERIFIER_VERSION, Verdict
 
 log = logging.getLogger("rlvr_verifier.service")
 
-#: Batches larger than this are planned in a thread so the event loop keeps serving.
-_PLAN_IN_THREAD = 64
+#: `Plan.route` of a request answered from the exact-pair cache (a final verdict).
+_EXACT_HIT = "exact"
 
 
 class VerificationService:
@@ -37,7 +37,7 @@ class VerificationService:
             settings.worker_count,
             task_timeout=settings.math_timeout_s,
             memory_limit_bytes=settings.worker_memory_mb * 1024 * 1024,
-            preload=("verifiers.math.compare",),
+            preload=("verifiers.math.compare", "verifiers.cascade"),
         )
         self.pool.on_restart = lambda reason: metrics.POOL_RESTARTS.labels(reason).inc()
         self.cache = VerdictCache(
@@ -47,6 +47,7 @@ class VerificationService:
             prefix=settings.redis_prefix,
             retry_s=settings.redis_retry_s,
         )
+        self.exact = ExactCache(max_entries=settings.cache_max_entries, ttl_s=settings.cache_ttl_s)
         self.jobs: JobBackend = (
             RedisJobs(
                 settings.redis_url,
@@ -133,26 +134,25 @@ class VerificationService:
         metrics.INFLIGHT_ITEMS.inc(len(items))
         try:
             requests = [self.to_request(item) for item in items]
-            if len(requests) > _PLAN_IN_THREAD:
-                plans = await asyncio.to_thread(lambda: [self.cascade.plan(r) for r in requests])
-            else:
-                plans = [self.cascade.plan(r) for r in requests]
+            plans, exact_keys = await self._plan(requests)
             planned = time.perf_counter()
             verdicts, cached_keys, finished = await self._resolve(plans, started)
         finally:
             metrics.INFLIGHT_ITEMS.dec(len(items))
         metrics.ITEMS.labels(endpoint).inc(len(items))
         results = []
-        for item, plan in zip(items, plans, strict=True):
+        for item, plan, exact_key in zip(items, plans, exact_keys, strict=True):
             if plan.key is None:
                 assert plan.verdict is not None
                 verdict = plan.verdict.with_flags(*plan.flags) if plan.flags else plan.verdict
                 done = planned
-                cached = False
+                cached = plan.route == _EXACT_HIT
             else:
                 verdict = verdicts[plan.key]
                 done = finished.get(plan.key, started)
                 cached = plan.key in cached_keys
+            if plan.route != _EXACT_HIT:
+                self.exact.put(exact_key, verdict, plan.math)
             self._observe(verdict)
             results.append(_result(item, verdict, cached, (done - started) * 1000))
         await self.estimator.record(items, results, plans)
@@ -162,6 +162,30 @@ class VerificationService:
                 if item.options.reward == "corrected":
                     apply_correction(result, corrections)
         return results
+
+    async def _plan(self, requests: list[VerifyRequest]) -> tuple[list[Plan], list[str]]:
+        """Plans in input order, and each request's exact-pair cache key.
+
+        A request seen before comes straight from the exact-pair cache (route
+        `_EXACT_HIT`, no guards, no extraction); the rest are planned by the
+        cascade (in the worker processes when there are many).
+        """
+        policy = self.cascade.policy
+        keys = [self.exact.key(request, policy) for request in requests]
+        plans: list[Plan | None] = []
+        missing: list[VerifyRequest] = []
+        for request, key in zip(requests, keys, strict=True):
+            hit = self.exact.get(key)
+            if hit is None:
+                plans.append(None)
+                missing.append(request)
+            else:
+                verdict, math = hit
+                plans.append(Plan(request, _EXACT_HIT, "off", verdict=verdict, math=math))
+        metrics.CACHE_REQUESTS.labels("exact", "hit").inc(len(requests) - len(missing))
+        metrics.CACHE_REQUESTS.labels("exact", "miss").inc(len(missing))
+        fresh = iter(await self.cascade.plan_many(missing) if missing else [])
+        return [plan if plan is not None else next(fresh) for plan in plans], keys
 
     async def _resolve(
         self, plans: list[Plan], started: float

@@ -22,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from verifiers.guards import GUARDS_VERSION, screen_answer, screen_response
 from verifiers.math import (
@@ -99,6 +99,71 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: Batches at least this large are planned in the worker processes (all cores).
+PARALLEL_PLAN_MIN = 64
+#: Upper bounds of one planning task sent to a worker.
+_CHUNK_ITEMS = 256
+_CHUNK_CHARS = 4_000_000
+#: Deadline of one planning task; planning is linear, so this is only a safety net.
+_CHUNK_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPolicy:
+    """Everything `Cascade.plan` depends on besides the request (picklable)."""
+
+    has_judge: bool
+    judge_version: str
+    default_judge_mode: JudgeMode
+
+
+#: One planned request without the request itself: (route, judge_mode, verdict, key, math, flags).
+PlanRow = tuple[str, JudgeMode, Verdict | None, str | None, MathItem | None, tuple[str, ...]]
+
+_PLANNERS: dict[PlanPolicy, Cascade] = {}
+
+
+async def _no_judge(*_: Any) -> Verdict:  # pragma: no cover - planning never calls the judge
+    raise RuntimeError("a planning cascade has no judge")
+
+
+def plan_rows(policy: PlanPolicy, requests: Sequence[VerifyRequest]) -> list[PlanRow]:
+    """Worker-process entry point: plan a chunk of requests under `policy`.
+
+    Returns compact rows (no request text goes back over the pipe).
+    """
+    planner = _PLANNERS.get(policy)
+    if planner is None:
+        planner = Cascade(
+            cast(WorkerPool, None),
+            judge=_no_judge if policy.has_judge else None,
+            judge_version=policy.judge_version,
+            default_judge_mode=policy.default_judge_mode,
+        )
+        _PLANNERS[policy] = planner
+    rows: list[PlanRow] = []
+    for request in requests:
+        plan = planner.plan(request)
+        rows.append((plan.route, plan.judge_mode, plan.verdict, plan.key, plan.math, plan.flags))
+    return rows
+
+
+def _chunks(requests: Sequence[VerifyRequest], parts: int) -> list[Sequence[VerifyRequest]]:
+    """Consecutive chunks, about `parts` of them, each within the item and size bounds."""
+    size = max(16, min(_CHUNK_ITEMS, -(-len(requests) // max(1, parts))))
+    chunks: list[Sequence[VerifyRequest]] = []
+    start = 0
+    chars = 0
+    for index, request in enumerate(requests):
+        chars += len(request.response) + len(request.reference)
+        if index + 1 - start >= size or chars >= _CHUNK_CHARS:
+            chunks.append(requests[start : index + 1])
+            start, chars = index + 1, 0
+    if start < len(requests):
+        chunks.append(requests[start:])
+    return chunks
+
+
 class Cascade:
     """Guards -> math or code -> judge, with the policy of DESIGN.md."""
 
@@ -122,6 +187,33 @@ class Cascade:
         self.math_timeout_s = math_timeout_s
 
     # ------------------------------------------------------------------ plan
+    @property
+    def policy(self) -> PlanPolicy:
+        return PlanPolicy(self.judge is not None, self.judge_version, self.default_judge_mode)
+
+    async def plan_many(self, requests: Sequence[VerifyRequest]) -> list[Plan]:
+        """`plan` for every request, in order, without blocking the event loop.
+
+        Small batches are planned inline. Large ones are cut into chunks that
+        the worker processes plan in parallel (guards and extraction are pure
+        Python, so this is what uses every core); a chunk whose worker fails
+        is planned here in a thread instead.
+        """
+        if len(requests) < PARALLEL_PLAN_MIN:
+            return [self.plan(request) for request in requests]
+        policy = self.policy
+        chunks = _chunks(requests, 4 * self.pool.size)
+
+        async def run(chunk: Sequence[VerifyRequest]) -> list[Plan]:
+            outcome = await self.pool.run(plan_rows, policy, chunk, timeout=_CHUNK_TIMEOUT_S)
+            if not outcome.ok:
+                return await asyncio.to_thread(lambda: [self.plan(r) for r in chunk])
+            rows: list[PlanRow] = outcome.value
+            return [Plan(request, *row) for request, row in zip(chunk, rows, strict=True)]
+
+        planned = await asyncio.gather(*(run(chunk) for chunk in chunks))
+        return [plan for chunk_plans in planned for plan in chunk_plans]
+
     def plan(self, request: VerifyRequest) -> Plan:
         """Cheap, pure first phase. Never raises on model text."""
         mode: JudgeMode = request.judge or self.default_judge_mode
