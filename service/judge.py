@@ -41,6 +41,8 @@ def make_judge(settings: Settings) -> tuple[Any, JudgeCall, str]:
             max_concurrency=settings.judge_max_concurrency,
             retries=settings.judge_retries,
             choice_field=settings.judge_choice_field,
+            breaker_failures=settings.judge_breaker_failures,
+            breaker_reset_s=settings.judge_breaker_reset_s,
         ),
         PrometheusJudgeObserver(),
     )

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     judge_retries: int = Field(2, ge=0)
     judge_choice_field: Literal["structured_outputs", "guided_choice"] = "structured_outputs"
     judge_default_mode: Literal["off", "fallback", "appeal", "always"] = "fallback"
+    judge_breaker_failures: int = Field(
+        5, ge=1, description="Consecutive failed judge calls that open the circuit breaker."
+    )
+    judge_breaker_reset_s: float = Field(
+        30.0, gt=0, description="Seconds an open breaker waits before a probe call."
+    )
 
     # access
     api_keys: str = Field("", description="Comma-separated API keys; empty = open.")
