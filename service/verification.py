@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from service import metrics
@@ -141,6 +143,9 @@ class VerificationService:
             metrics.INFLIGHT_ITEMS.dec(len(items))
         metrics.ITEMS.labels(endpoint).inc(len(items))
         results = []
+        new_ids = _new_ids(sum(1 for item in items if not item.id))
+        outcomes: Counter[tuple[str, str, str]] = Counter()
+        flag_counts: Counter[str] = Counter()
         for item, plan, exact_key in zip(items, plans, exact_keys, strict=True):
             if plan.key is None:
                 assert plan.verdict is not None
@@ -153,8 +158,15 @@ class VerificationService:
                 cached = plan.key in cached_keys
             if plan.route != _EXACT_HIT:
                 self.exact.put(exact_key, verdict, plan.math)
-            self._observe(verdict)
-            results.append(_result(item, verdict, cached, (done - started) * 1000))
+            correct = "abstain" if verdict.correct is None else str(verdict.correct).lower()
+            outcomes[verdict.stage, verdict.reason, correct] += 1
+            flag_counts.update(verdict.flags)
+            new_id = "" if item.id else next(new_ids)
+            results.append(_result(item, verdict, cached, (done - started) * 1000, new_id))
+        for labels, count in outcomes.items():
+            metrics.VERDICTS.labels(*labels).inc(count)
+        for flag, count in flag_counts.items():
+            metrics.GUARD_FLAGS.labels(flag).inc(count)
         await self.estimator.record(items, results, plans)
         if any(item.options.reward == "corrected" for item in items):
             corrections = await self.estimator.corrections()
@@ -221,33 +233,36 @@ class VerificationService:
         verdict, shared = await self.cache.single_flight(key, run)
         return verdict, shared, time.perf_counter()
 
-    @staticmethod
-    def _observe(verdict: Verdict) -> None:
-        correct = "abstain" if verdict.correct is None else str(verdict.correct).lower()
-        metrics.VERDICTS.labels(verdict.stage, verdict.reason, correct).inc()
-        for flag in verdict.flags:
-            metrics.GUARD_FLAGS.labels(flag).inc()
-
     # ------------------------------------------------------------ readiness
     def update_saturation(self) -> None:
         metrics.POOL_QUEUE.set(self.pool.queue_depth)
         metrics.POOL_BUSY.set(self.pool.busy_workers)
 
 
-def _result(item: VerifyItem, verdict: Verdict, cached: bool, latency_ms: float) -> VerifyResult:
-    return VerifyResult(
-        id=item.id or uuid.uuid4().hex,
+def _result(
+    item: VerifyItem, verdict: Verdict, cached: bool, latency_ms: float, new_id: str
+) -> VerifyResult:
+    # Built without re-validation: every field comes from our own `Verdict`.
+    confidence = verdict.confidence
+    return VerifyResult.model_construct(
+        id=item.id or new_id,
         correct=verdict.correct,
-        reward=verdict.reward,
+        reward=float(verdict.reward),
         stage=verdict.stage,
         reason=verdict.reason,
         cached=cached,
         extracted_answer=verdict.extracted_answer,
-        confidence=verdict.confidence,
+        confidence=None if confidence is None else float(confidence),
         flags=list(verdict.flags),
         latency_ms=round(latency_ms, 3),
-        detail=verdict.detail,
+        detail=dict(verdict.detail),
     )
+
+
+def _new_ids(count: int) -> Iterator[str]:
+    """`count` random 128-bit hex ids from one `os.urandom` call."""
+    blob = os.urandom(16 * count).hex()
+    return (blob[32 * i : 32 * (i + 1)] for i in range(count))
 
 
 def _make_code_runner(settings: Settings) -> tuple[CodeRunner | None, tuple[bool, str]]:

@@ -148,6 +148,15 @@ def plan_rows(policy: PlanPolicy, requests: Sequence[VerifyRequest]) -> list[Pla
     return rows
 
 
+def warm_up() -> None:
+    """Run each kind of work once so a fresh worker process pays its lazy
+    initialisation (sympy, the LaTeX parser, regex caches) before real tasks."""
+    for answer, reference in (("x+1", "1+x"), ("2\\sqrt{3}", "\\sqrt{12}"), ("(1,2)", "(2,1)")):
+        compare_task(answer, reference, DEFAULT_TOLERANCE)
+    policy = PlanPolicy(False, "", "off")
+    plan_rows(policy, [VerifyRequest("so the answer is $\\boxed{\\frac{1}{2}}$.", "0.5")])
+
+
 def _chunks(requests: Sequence[VerifyRequest], parts: int) -> list[Sequence[VerifyRequest]]:
     """Consecutive chunks, about `parts` of them, each within the item and size bounds."""
     size = max(16, min(_CHUNK_ITEMS, -(-len(requests) // max(1, parts))))

@@ -3,6 +3,7 @@
 Run as ``python -m verifiers.pool_worker FD MEMORY_LIMIT [MODULE ...]``: FD is
 one end of a socket pair speaking `multiprocessing.connection` framing.
 Receives ``(fn, args)``, replies ``(ok, value_or_error)``; ``None`` stops it.
+A preloaded module's ``warm_up()`` function, when it has one, runs once at start.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ def _worker_main(
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     for name in preload:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
+        warm_up = getattr(module, "warm_up", None)
+        if callable(warm_up):
+            # Lazy initialisation (parsers, caches) happens here, not in the first task.
+            with contextlib.suppress(Exception):
+                warm_up()
     while True:
         try:
             message = conn.recv()
