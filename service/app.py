@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import logs, metrics
@@ -198,6 +199,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "model": ErrorResponse,
                 "description": "Per-key rate limit exceeded (`Retry-After` says when to retry).",
             },
+            503: {
+                "model": ErrorResponse,
+                "description": "The job store (Redis) is down or full; retry later.",
+            },
         },
     )
     app.state.service = service
@@ -256,6 +261,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _error_response(exc.status, exc.error, exc.message, exc.detail)
+
+    @app.exception_handler(RedisError)
+    async def on_store_error(request: Request, exc: RedisError) -> JSONResponse:
+        # Jobs live in Redis: down or out of memory is "try again", not a 500.
+        message = f"the job store is unavailable: {type(exc).__name__}: {exc}"[:300]
+        response = _error_response(503, "store_unavailable", message)
+        response.headers["retry-after"] = "5"
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -359,6 +372,8 @@ async def readiness(service: VerificationService) -> ReadyResponse:
             "job_queue_depth": service.jobs.queue_depth(),
         },
     )
+    jobs_state, jobs_detail = service.jobs.describe()
+    components["jobs"] = ComponentState(status=jobs_state, detail=jobs_detail)
     cache_state = await service.cache.refresh()
     components["cache"] = ComponentState(
         status="disabled" if cache_state == "disabled" else cache_state,

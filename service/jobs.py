@@ -8,6 +8,13 @@ others with ``XAUTOCLAIM`` once idle for `claim_idle_s`. A job finishes even
 when the replica that accepted it is gone. Without Redis (the embedded
 default) the same happens in-process.
 
+A chunk whose results cannot be stored (Redis out of memory, unreachable)
+is not acknowledged: it stays pending and is delivered again after
+`claim_idle_s`. After `MAX_DELIVERIES` deliveries the job is marked
+``failed`` with an ``error`` saying why (its partial results are dropped to
+make room for that), never left silently short of items. `/readyz` and
+``verifier_job_store_up`` report the store's state meanwhile.
+
 Every key expires after the job TTL.
 """
 
@@ -77,8 +84,13 @@ class JobInfo:
         }
 
 
+#: Deliveries of one chunk (first one included) before its job is marked failed.
+MAX_DELIVERIES = 5
+
+
 class JobBackend(Protocol):
     async def start(self, verify: VerifyChunk) -> None: ...
+    def describe(self) -> tuple[str, dict[str, Any]]: ...
     async def close(self) -> None: ...
     async def submit(self, items: list[dict[str, Any]], idempotency_key: str | None) -> JobInfo: ...
     async def get(self, job_id: str) -> JobInfo | None: ...
@@ -130,6 +142,7 @@ class MemoryJobs:
 
     async def start(self, verify: VerifyChunk) -> None:
         self._verify = verify
+        metrics.JOB_STORE_UP.set(1)
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.worker_count)]
 
     async def close(self) -> None:
@@ -183,6 +196,9 @@ class MemoryJobs:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def describe(self) -> tuple[str, dict[str, Any]]:
+        return "up", {"backend": "memory", "queue_depth": self.queue_depth()}
+
     async def _work(self) -> None:
         while True:
             job_id, index = await self._queue.get()
@@ -221,6 +237,17 @@ if status == 'queued' or status == 'running' then
   redis.call('HSET', KEYS[1], 'status', 'completed', 'finished_at', ARGV[1])
 end
 """
+# Fail a job that is still running: its partial results and chunks go first
+# (room for the status even when Redis is out of memory); 1 when it was failed.
+_SET_FAILED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'running' then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
+  return 1
+end
+return 0
+"""
 
 
 class RedisJobs:
@@ -250,12 +277,14 @@ class RedisJobs:
         self._tasks: list[asyncio.Task[None]] = []
         self._depth = 0
         self._down = False  # log an outage once, not once per worker per retry
+        self._store_error: str | None = None  # the last store failure, until a store works
 
     def _key(self, job_id: str, *parts: str) -> str:
         return ":".join((self.prefix + job_id, *parts))
 
     async def start(self, verify: VerifyChunk) -> None:
         self._verify = verify
+        metrics.JOB_STORE_UP.set(1)
         with contextlib.suppress(ResponseError, RedisError, OSError):
             await self._redis.xgroup_create(self.stream, self.GROUP, id="0", mkstream=True)
         self._tasks = [
@@ -352,6 +381,27 @@ class RedisJobs:
     def queue_depth(self) -> int:
         return self._depth
 
+    def describe(self) -> tuple[str, dict[str, Any]]:
+        detail: dict[str, Any] = {"backend": "redis", "queue_depth": self._depth}
+        if self._store_error is not None:
+            detail["last_error"] = self._store_error
+        down = self._down or self._store_error is not None
+        return ("down" if down else "up"), detail
+
+    def _store_failed(self, operation: str, exc: BaseException) -> None:
+        metrics.JOB_STORE_ERRORS.labels(operation).inc()
+        metrics.JOB_STORE_UP.set(0)
+        message = f"{type(exc).__name__}: {exc}"[:300]
+        if self._store_error is None:
+            log.warning("job store: %s failed, chunk left for redelivery: %s", operation, message)
+        self._store_error = message
+
+    def _store_ok(self) -> None:
+        if self._store_error is not None:
+            log.warning("job store: writes work again")
+        self._store_error = None
+        metrics.JOB_STORE_UP.set(0 if self._down else 1)
+
     async def _watch_depth(self) -> None:
         while True:
             with contextlib.suppress(RedisError, OSError, ResponseError):
@@ -363,22 +413,64 @@ class RedisJobs:
                 metrics.JOB_QUEUE.set(self._depth)
             await asyncio.sleep(1.0)
 
-    async def _next(self, consumer: str) -> tuple[bytes, dict[bytes, bytes]] | None:
-        """A chunk: one left pending by a dead consumer first, else a new one."""
+    async def _next(self, consumer: str) -> tuple[bytes, dict[bytes, bytes], int] | None:
+        """(id, fields, deliveries so far) of a chunk: one left pending (by a dead
+        consumer, or because its results could not be stored) first, else a new one."""
         claimed: Any = await self._redis.xautoclaim(
             self.stream, self.GROUP, consumer, self.claim_idle_ms, start_id="0-0", count=1
         )
         entries = claimed[1] if claimed else []
         entries = [e for e in entries if e and e[1]]
         if entries:
-            return entries[0][0], entries[0][1]
+            message_id = entries[0][0]
+            pending: Any = await self._redis.xpending_range(
+                self.stream, self.GROUP, min=message_id, max=message_id, count=1
+            )
+            deliveries = int(pending[0]["times_delivered"]) if pending else 1
+            return message_id, entries[0][1], deliveries
         read: Any = await self._redis.xreadgroup(
             self.GROUP, consumer, {self.stream: ">"}, count=1, block=1000
         )
         if not read:
             return None
         _, messages = read[0]
-        return (messages[0][0], messages[0][1]) if messages else None
+        return (messages[0][0], messages[0][1], 1) if messages else None
+
+    async def _handle(self, message_id: bytes, fields: dict[bytes, bytes], deliveries: int) -> None:
+        """Process one chunk; acknowledge it only once its results are stored
+        (or its job is finished one way or another)."""
+        job_id, index = fields[b"job"].decode(), int(fields[b"chunk"])
+        try:
+            await self._process(job_id, index)
+        except (RedisError, OSError) as exc:  # out of memory, or gone mid-chunk
+            if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                raise
+            self._store_failed("store_results", exc)
+            if deliveries < MAX_DELIVERIES:
+                return  # stays pending: delivered again after claim_idle_s
+            error = (
+                f"results of chunk {index} could not be stored after {deliveries} attempts: "
+                f"{type(exc).__name__}: {exc}"
+            )[:500]
+            try:
+                failed = await self._redis.eval(
+                    _SET_FAILED,
+                    3,
+                    self._key(job_id, "meta"),
+                    self._key(job_id, "results"),
+                    self._key(job_id, "chunks"),
+                    error,
+                    str(time.time()),
+                )
+            except (RedisError, OSError) as again:
+                self._store_failed("fail_job", again)
+                return  # not even that: stays pending, tried again later
+            if failed:
+                metrics.JOBS_FAILED.labels("store").inc()
+                log.error("job %s failed: %s", job_id, error)
+        await self._redis.xack(self.stream, self.GROUP, message_id)
+        await self._redis.xdel(self.stream, message_id)
+        self._store_ok()
 
     async def _work(self, consumer: str) -> None:
         backoff = 0.5
@@ -388,13 +480,11 @@ class RedisJobs:
                 backoff = 0.5
                 if self._down:
                     self._down = False
+                    metrics.JOB_STORE_UP.set(0 if self._store_error else 1)
                     log.warning("job workers: redis is back")
                 if entry is None:
                     continue
-                message_id, fields = entry
-                await self._process(fields[b"job"].decode(), int(fields[b"chunk"]))
-                await self._redis.xack(self.stream, self.GROUP, message_id)
-                await self._redis.xdel(self.stream, message_id)
+                await self._handle(*entry)
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -409,6 +499,7 @@ class RedisJobs:
             except (RedisError, OSError) as exc:
                 if not self._down:
                     self._down = True
+                    metrics.JOB_STORE_UP.set(0)
                     log.warning("job workers: cannot reach redis, retrying: %s", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)

@@ -115,6 +115,17 @@ JUDGE_BREAKER = Gauge(
 
 JOBS_SUBMITTED = Counter("verifier_jobs_submitted_total", "Batch jobs accepted.")
 JOB_ITEMS = Counter("verifier_job_items_total", "Items verified by job workers.")
+JOB_STORE_UP = Gauge(
+    "verifier_job_store_up",
+    "1 when job chunks and results can be read and written (Redis), else 0.",
+    multiprocess_mode="livemin",
+)
+JOB_STORE_ERRORS = Counter(
+    "verifier_job_store_errors_total",
+    "Job store failures (Redis down, out of memory), by operation.",
+    ["operation"],
+)
+JOBS_FAILED = Counter("verifier_jobs_failed_total", "Jobs marked failed, by reason.", ["reason"])
 JOB_QUEUE = Gauge(
     "verifier_jobs_queue_depth",
     "Job chunks waiting or in progress (Redis stream lag + pending).",
