@@ -135,8 +135,7 @@ class VerificationService:
         started = time.perf_counter()
         metrics.INFLIGHT_ITEMS.inc(len(items))
         try:
-            requests = [self.to_request(item) for item in items]
-            plans, exact_keys = await self._plan(requests)
+            plans, exact_keys = await self._plan(items)
             planned = time.perf_counter()
             verdicts, cached_keys, finished = await self._resolve(plans, started)
         finally:
@@ -175,7 +174,7 @@ class VerificationService:
                     apply_correction(result, corrections)
         return results
 
-    async def _plan(self, requests: list[VerifyRequest]) -> tuple[list[Plan], list[str]]:
+    async def _plan(self, items: list[VerifyItem]) -> tuple[list[Plan], list[str]]:
         """Plans in input order, and each request's exact-pair cache key.
 
         A request seen before comes straight from the exact-pair cache (route
@@ -183,6 +182,7 @@ class VerificationService:
         cascade (in the worker processes when there are many).
         """
         policy = self.cascade.policy
+        requests = [self.to_request(item) for item in items]
         keys = [self.exact.key(request, policy) for request in requests]
         plans: list[Plan | None] = []
         missing: list[VerifyRequest] = []
@@ -194,7 +194,7 @@ class VerificationService:
             else:
                 verdict, math = hit
                 plans.append(Plan(request, _EXACT_HIT, "off", verdict=verdict, math=math))
-        metrics.CACHE_REQUESTS.labels("exact", "hit").inc(len(requests) - len(missing))
+        metrics.CACHE_REQUESTS.labels("exact", "hit").inc(len(items) - len(missing))
         metrics.CACHE_REQUESTS.labels("exact", "miss").inc(len(missing))
         fresh = iter(await self.cascade.plan_many(missing) if missing else [])
         return [plan if plan is not None else next(fresh) for plan in plans], keys
@@ -242,20 +242,18 @@ class VerificationService:
 def _result(
     item: VerifyItem, verdict: Verdict, cached: bool, latency_ms: float, new_id: str
 ) -> VerifyResult:
-    # Built without re-validation: every field comes from our own `Verdict`.
-    confidence = verdict.confidence
-    return VerifyResult.model_construct(
+    return VerifyResult(
         id=item.id or new_id,
         correct=verdict.correct,
-        reward=float(verdict.reward),
+        reward=verdict.reward,
         stage=verdict.stage,
         reason=verdict.reason,
         cached=cached,
         extracted_answer=verdict.extracted_answer,
-        confidence=None if confidence is None else float(confidence),
+        confidence=verdict.confidence,
         flags=list(verdict.flags),
         latency_ms=round(latency_ms, 3),
-        detail=dict(verdict.detail),
+        detail=verdict.detail,
     )
 
 
