@@ -64,6 +64,46 @@ def math_ok(client: httpx.Client, k: int) -> None:
     assert body["correct"] is True, body
 
 
+# ------------------------------------------------------------------ hostile math
+
+BOMBS = [
+    "\\sum_{k=1}^{10^{9}} k^{k}",  # a giant sum
+    "\\sum_{n=1}^{10^{6}}\\sum_{m=1}^{10^{6}} nm",
+    "\\sum_{k=1}^{1000000} \\frac{1}{k^2}",
+    "2^{2^{2^{2^{2^{2}}}}}",  # towers of powers
+    "10^{10^{10^{10}}}",
+    "\\left(" * 200 + "1" + "\\right)" * 200,  # deep nesting
+    "((((((x+1)^2+1)^2+1)^2+1)^2+1)^2+1)^{2}",
+    "\\binom{10^{9}}{10^{5}}",  # huge factorials
+    "(10^{10^{10}})!",
+]
+
+
+def test_latex_bombs_answered_within_the_limit_others_unaffected(
+    service_factory: Callable[..., ServiceProcess],
+) -> None:
+    limit = 1.0
+    api = service_factory(workers="2", math_timeout_s=str(limit))
+    with api.client() as client, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        math_ok(client, 2)
+        for bomb in BOMBS:
+            started = time.monotonic()
+            pending = pool.submit(
+                client.post, "/v1/verify", json={"response": f"\\boxed{{{bomb}}}", "reference": "3"}
+            )
+            fast = time.monotonic()
+            plain = client.post(
+                "/v1/verify", json={"response": "\\boxed{6/8}", "reference": "0.75"}
+            )
+            assert plain.json()["correct"] is True and time.monotonic() - fast < 0.5
+            body = pending.result(timeout=30).json()
+            assert time.monotonic() - started < limit + 4, bomb
+            assert body["correct"] is not True, (bomb, body)
+            assert body["reason"] in ("timeout", "unparseable", "not_equal", "no_answer"), body
+        for k in range(3, 8):  # the pool is whole afterwards
+            math_ok(client, k)
+
+
 # ------------------------------------------------------------------ worker killed
 
 
