@@ -98,16 +98,37 @@ def _brace_pairs(text: str) -> dict[int, int]:
     return pairs
 
 
+def _closing_brace(text: str, open_index: int) -> int:
+    """Index of the ``}`` matching the ``{`` at `open_index` (which must start
+    a token), or -1. Scans only as far as the group reaches; agrees with
+    `_brace_pairs` because a stack match depends only on what follows."""
+    depth = 0
+    for match in _BRACE_TOKEN.finditer(text, open_index):
+        token = match.group()
+        if token == "{":
+            depth += 1
+        elif token == "}":
+            depth -= 1
+            if depth == 0:
+                return match.start()
+    return -1
+
+
 def _box_content(
-    text: str, start: int, command: str, pairs: dict[int, int]
+    text: str, start: int, command: str, pairs: dict[int, int] | None
 ) -> tuple[str, int] | None:
-    """Content of the box command at `start` and the index just after it."""
+    """Content of the box command at `start` and the index just after it.
+
+    Without `pairs` the closing brace is found by a local scan (the content
+    of a box is short); callers switch to `pairs` once a scan fails, which
+    keeps many unclosed boxes linear.
+    """
     i = start + len(command)
     n = len(text)
     while i < n and text[i] == " ":
         i += 1
     if i < n and text[i] == "{":
-        end = pairs.get(i, -1)
+        end = _closing_brace(text, i) if pairs is None else pairs.get(i, -1)
         if end < 0:
             return None
         return text[i + 1 : end], end + 1
@@ -127,7 +148,7 @@ def find_boxes(text: str) -> list[tuple[int, int, str]]:
     """All ``\\boxed``/``\\fbox`` boxes as (start, end, content), in order."""
     if "\\boxed" not in text and "\\fbox" not in text:
         return []
-    pairs = _brace_pairs(text)
+    pairs: dict[int, int] | None = None
     boxes: list[tuple[int, int, str]] = []
     position = 0
     for match in _BOX_START.finditer(text):
@@ -136,6 +157,10 @@ def find_boxes(text: str) -> list[tuple[int, int, str]]:
             continue  # a box inside the previous box
         command = match.group(0)
         found = _box_content(text, start, command, pairs)
+        if found is None and pairs is None:
+            # An unclosed box: from here on use the one-pass table (linear).
+            pairs = _brace_pairs(text)
+            found = _box_content(text, start, command, pairs)
         if found is None:
             continue
         content, end = found

@@ -708,8 +708,39 @@ _INJECTION_SPECS: list[tuple[str, str, bool, tuple[str, ...]]] = [
 
 
 _INJECTION_REGEXES = [re.compile(spec[1], re.I) for spec in _INJECTION_SPECS]
+
+#: Fast necessary conditions for the specs whose keywords are common words
+#: ("now", "rate", "correct", "same", ...). Each anchor is a piece (or a
+#: relaxation) of its spec's pattern, so every match of the spec contains a
+#: match of the anchor. Anchors run without IGNORECASE on the lowercased text,
+#: which is ten times faster and exactly equivalent for ASCII text (the only
+#: non-ASCII characters that ``re.I`` equates with ASCII letters are U+0130,
+#: U+0131 and U+017F); other texts skip the anchors.
+_INJECTION_ANCHOR_SOURCES = {
+    "override": [(3, r"now\s+(?:act|be|respond|output|answer|grade|judge|an?\s)")],
+    "instruct": [
+        (4, r"(?:grade|mark|judge|rate|score|evaluate|label|classify)\s+(?:this|it|me|the|my)\s"),
+        (5, r"(?:respond|reply|output)\s"),
+    ],
+    "verdict": [
+        (6, r"(?:judge?ment|verdict|grade|grading|evaluation|assessment|rating)\s*(?:is\s*)?[:=]")
+    ],
+    "claim": [
+        (9, r"(?:answer|response|solution)\s+(?:is|was)\s+(?:\w+\s+)?(?:correct|equivalent)"),
+        (
+            10,
+            r"(?:reference|ground[\s-]truth|gold|expected|standard|official)\s+"
+            r"(?:answer|solution|result)",
+        ),
+    ],
+}
 #: Every keyword once (several specs share some), so each is looked up once per text.
 _INJECTION_KEYWORDS = tuple(dict.fromkeys(k for spec in _INJECTION_SPECS for k in spec[3]))
+_INJECTION_ANCHORS: list[re.Pattern[str] | None] = [None] * len(_INJECTION_SPECS)
+for _kind, _anchors in _INJECTION_ANCHOR_SOURCES.items():
+    for _index, _source in _anchors:
+        assert _INJECTION_SPECS[_index][0] == _kind, "anchor table out of step with the specs"
+        _INJECTION_ANCHORS[_index] = re.compile(_source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,13 +755,16 @@ def _find_injection(text: str) -> _Injection | None:
     present = {k for k in _INJECTION_KEYWORDS if k in low}
     if not present:
         return None
+    ascii_only = text.isascii()
     kinds: set[str] = set()
     strong = False
     spans: list[tuple[int, int]] = []
-    for (kind, _, is_strong, keywords), regex in zip(
-        _INJECTION_SPECS, _INJECTION_REGEXES, strict=True
+    for (kind, _, is_strong, keywords), regex, anchor in zip(
+        _INJECTION_SPECS, _INJECTION_REGEXES, _INJECTION_ANCHORS, strict=True
     ):
         if present.isdisjoint(keywords):
+            continue
+        if ascii_only and anchor is not None and anchor.search(low) is None:
             continue
         for match in regex.finditer(text):
             kinds.add(kind)

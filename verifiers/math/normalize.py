@@ -7,6 +7,7 @@ normal form are equal without any parsing.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _WRAPPERS = (
@@ -143,6 +144,7 @@ def unwrap_commands(text: str, names: tuple[str, ...] = _WRAPPERS) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; answers and references repeat across samples
 def normalize_answer(answer: str) -> str:
     """Canonical form of an answer string. Pure, idempotent, never raises.
 
