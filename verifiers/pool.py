@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _STOP = None  # sentinel sent to a worker to make it exit (see verifiers.pool_worker)
+READY = "ready"  # what a worker sends once it has started (verifiers.pool_worker.READY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class _Slot:
         self.process: subprocess.Popen[bytes] | None = None
         self.conn: multiprocessing.connection.Connection | None = None
         self.tasks_done = 0
+        self.ready = False
         self.busy = False
         self.thread = threading.Thread(target=self._run, name=f"verifier-pool-{index}", daemon=True)
 
@@ -88,6 +90,7 @@ class _Slot:
         child_sock.close()
         conn = multiprocessing.connection.Connection(parent_sock.detach())
         self.process, self.conn, self.tasks_done = process, conn, 0
+        self.ready = False
 
     def kill(self) -> None:
         process, conn = self.process, self.conn
@@ -139,10 +142,24 @@ class _Slot:
                 self.busy = False
             task.future.set_result(outcome)
 
+    def _await_ready(self) -> bool:
+        """Wait (outside any task deadline) for the worker's start-up signal."""
+        assert self.conn is not None
+        try:
+            if self.conn.poll(self.pool.startup_timeout) and self.conn.recv() == READY:
+                self.ready = True
+        except (EOFError, OSError):
+            return False
+        return self.ready
+
     def _execute(self, task: _Task) -> TaskOutcome:
         pool = self.pool
         if not self.alive:
             self._replace("dead")
+        assert self.conn is not None
+        if not self.ready and not self._await_ready():
+            self._replace("startup")
+            return TaskOutcome(False, error="crashed")
         assert self.conn is not None
         started = time.monotonic()
         try:
@@ -186,12 +203,14 @@ class WorkerPool:
         memory_limit_bytes: int | None = 2 << 30,
         max_tasks_per_worker: int = 20_000,
         preload: Sequence[str] = (),
+        startup_timeout: float = 120.0,
     ) -> None:
         self.size = max(1, workers or os.cpu_count() or 1)
         self.task_timeout = task_timeout
         self.memory_limit_bytes = memory_limit_bytes
         self.max_tasks_per_worker = max_tasks_per_worker
         self.preload = list(preload)
+        self.startup_timeout = startup_timeout
         self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()

@@ -2,7 +2,8 @@
 
 Run as ``python -m verifiers.pool_worker FD MEMORY_LIMIT [MODULE ...]``: FD is
 one end of a socket pair speaking `multiprocessing.connection` framing.
-Receives ``(fn, args)``, replies ``(ok, value_or_error)``; ``None`` stops it.
+Sends ``"ready"`` once imports and warm-up are done, then receives
+``(fn, args)`` and replies ``(ok, value_or_error)``; ``None`` stops it.
 A preloaded module's ``warm_up()`` function, when it has one, runs once at start.
 """
 
@@ -15,6 +16,8 @@ import resource
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+READY = "ready"
 
 
 def _worker_main(
@@ -33,6 +36,9 @@ def _worker_main(
             # Lazy initialisation (parsers, caches) happens here, not in the first task.
             with contextlib.suppress(Exception):
                 warm_up()
+    # Tell the pool we are ready: task deadlines start after start-up, so a
+    # freshly spawned worker's imports never count against a task.
+    conn.send(READY)
     while True:
         try:
             message = conn.recv()
