@@ -71,7 +71,7 @@ from verifiers.estimate import (
     youden_j,
 )
 from verifiers.extract import extract_reference
-from verifiers.verdict import Reason, Stage, Verdict
+from verifiers.verdict import Reason, Stage
 
 log = logging.getLogger("rlvr_verifier.estimator")
 
@@ -146,23 +146,9 @@ def make_canary(reference: str, rng: random.Random) -> tuple[str, str]:
 
 def unscreened_probe(client: Any) -> JudgeCall:
     """A judge call that skips the answer guards (measures the bare model)."""
-    from verifiers.judge import JudgeRequest
+    from service.judge import judge_call
 
-    async def call(
-        reference: str, answer: str, question: str | None, domain: str, hardened: bool
-    ) -> Verdict:
-        request = JudgeRequest(
-            reference=reference,
-            answer=answer,
-            question=question,
-            domain=domain,
-            hardened=hardened,
-            screen=False,
-        )
-        verdict: Verdict = await client.judge(request)
-        return verdict
-
-    return call
+    return judge_call(client, screen=False)
 
 
 # ---------------------------------------------------------------- storage

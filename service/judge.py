@@ -30,7 +30,7 @@ class PrometheusJudgeObserver:
 
 def make_judge(settings: Settings) -> tuple[Any, JudgeCall, str]:
     """(client, call, prompt version) for the configured judge URL(s)."""
-    from verifiers.judge import PROMPT_VERSION, JudgeClient, JudgeConfig, JudgeRequest
+    from verifiers.judge import PROMPT_VERSION, JudgeClient, JudgeConfig
 
     client = JudgeClient(
         JudgeConfig(
@@ -47,6 +47,17 @@ def make_judge(settings: Settings) -> tuple[Any, JudgeCall, str]:
         PrometheusJudgeObserver(),
     )
 
+    return client, judge_call(client), PROMPT_VERSION
+
+
+def judge_call(client: Any, *, screen: bool = True) -> JudgeCall:
+    """The cascade's judge call over a `JudgeClient`.
+
+    screen=False skips the answer guards inside the client: only for canary
+    probes that measure the bare model on adversarial input.
+    """
+    from verifiers.judge import JudgeRequest
+
     async def call(
         reference: str, answer: str, question: str | None, domain: str, hardened: bool
     ) -> Verdict:
@@ -56,8 +67,9 @@ def make_judge(settings: Settings) -> tuple[Any, JudgeCall, str]:
             question=question,
             domain=domain,
             hardened=hardened,
+            screen=screen,
         )
         verdict: Verdict = await client.judge(request)
         return verdict
 
-    return client, call, PROMPT_VERSION
+    return call

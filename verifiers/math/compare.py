@@ -131,15 +131,10 @@ def _exprs_equal(a: Any, b: Any, tol: float) -> bool:
     valid = 0
     for _ in range(_PROBES * 3):
         point = {s: sympy.Rational(rng.randint(3, 97), rng.randint(11, 37)) for s in symbols}
-        try:
-            x = sympy.N(a.subs(point), 30)
-            y = sympy.N(b.subs(point), 30)
-        except (ZeroDivisionError, ValueError, TypeError):
+        values = _values_at(a, b, point)
+        if values is None:
             continue
-        if not (x.is_number and y.is_number) or x.has(sympy.zoo, sympy.nan, sympy.oo):
-            continue
-        if y.has(sympy.zoo, sympy.nan, sympy.oo):
-            continue
+        x, y = values
         if not _close(x, y, max(tol, 1e-12)):
             return False
         valid += 1
@@ -153,6 +148,20 @@ def _exprs_equal(a: Any, b: Any, tol: float) -> bool:
     raise _Undecided
 
 
+def _values_at(a: Any, b: Any, point: dict[Any, Any]) -> tuple[Any, Any] | None:
+    """Both expressions evaluated at `point`; None where either is undefined."""
+    try:
+        x = sympy.N(a.subs(point), 30)
+        y = sympy.N(b.subs(point), 30)
+    except (ZeroDivisionError, ValueError, TypeError):
+        return None
+    if not (x.is_number and y.is_number):
+        return None
+    if x.has(sympy.zoo, sympy.nan, sympy.oo) or y.has(sympy.zoo, sympy.nan, sympy.oo):
+        return None
+    return x, y
+
+
 def _agree_off_the_positive_axis(
     a: Any, b: Any, symbols: list[Any], rng: random.Random, tol: float
 ) -> bool:
@@ -164,15 +173,10 @@ def _agree_off_the_positive_axis(
             s: sympy.Rational(rng.randint(3, 97), rng.randint(11, 37)) * rng.choice((-1, 1))
             for s in symbols
         }
-        try:
-            x = sympy.N(a.subs(point), 30)
-            y = sympy.N(b.subs(point), 30)
-        except (ZeroDivisionError, ValueError, TypeError):
+        values = _values_at(a, b, point)
+        if values is None or not (values[0].is_real and values[1].is_real):
             continue
-        if not (x.is_number and y.is_number) or x.has(sympy.zoo, sympy.nan, sympy.oo):
-            continue
-        if y.has(sympy.zoo, sympy.nan, sympy.oo) or not (x.is_real and y.is_real):
-            continue
+        x, y = values
         if not _close(x, y, max(tol, 1e-12)):
             return False
     return True
