@@ -313,15 +313,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     keys = settings.api_key_set
 
+    def valid_key(token: str) -> bool:
+        return any(hmac.compare_digest(token.strip().encode(), k.encode()) for k in keys)
+
+    def bearer(request: Request) -> str:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return token if scheme.lower() == "bearer" else ""
+
     async def require_key(request: Request) -> None:
-        if not keys:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not any(
-            hmac.compare_digest(token.strip().encode(), k.encode()) for k in keys
-        ):
+        if keys and not valid_key(bearer(request)):
             raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <key>' is required")
+
+    async def require_key_or_query(request: Request) -> None:
+        """For trainers that can only be given a URL (OpenRLHF, slime, NeMo-Gym):
+        the key may also come as ``?api_key=`` (redacted from logs like any key)."""
+        if keys and not valid_key(bearer(request) or request.query_params.get("api_key", "")):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "a valid 'Authorization: Bearer <key>' or '?api_key=<key>' is required",
+            )
 
     def check_item_sizes(items: list[VerifyItem]) -> None:
         check_items(items, settings)
@@ -361,7 +372,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(build_job_router(service.jobs, settings, secured))
     app.include_router(build_stats_router(service.estimator, settings.max_batch_items, secured))
-    app.include_router(build_compat_router(service, secured))
+    app.include_router(build_compat_router(service, [Depends(require_key_or_query)]))
 
     @app.get("/healthz", response_model=HealthResponse, tags=["ops"], summary="Liveness")
     async def healthz() -> HealthResponse:
