@@ -207,8 +207,15 @@ class MemoryJobs:
                 continue
             if job.info.status == QUEUED:
                 job.info.status = RUNNING
-            items = [VerifyItem.model_validate(i) for i in job.chunks[index]]
-            results = await self._verify(items)
+            try:
+                items = [VerifyItem.model_validate(i) for i in job.chunks[index]]
+                results = await self._verify(items)
+            except Exception as exc:  # a bug must not kill the worker or hang the job
+                log.exception("job worker: unexpected error")
+                job.info.status = FAILED
+                job.info.error = f"{type(exc).__name__}: {exc}"[:300]
+                job.info.finished_at = time.time()
+                continue
             if job.info.status == CANCELLED:
                 continue
             job.results[index] = [r.model_dump() for r in results]
@@ -503,6 +510,11 @@ class RedisJobs:
                     log.warning("job workers: cannot reach redis, retrying: %s", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+            except Exception:
+                # A bug must not kill the worker: the chunk stays pending, is
+                # redelivered, and fails its job after the delivery limit.
+                log.exception("job worker: unexpected error")
+                await asyncio.sleep(backoff)
 
     async def _process(self, job_id: str, index: int) -> None:
         meta_key = self._key(job_id, "meta")
