@@ -27,12 +27,17 @@ install-dev: $(VENV)/.installed-dev
 serve: install
 	$(BIN)/rlvr-verifier serve --host $(HOST) --port $(PORT)
 
-## system-deps: bubblewrap for the code sandbox (installed when running as root)
+## system-deps: bubblewrap for the code sandbox, promtool (Debian's prometheus) to check
+## the alert rules; installed when running as root
+SYSTEM_PACKAGES := bwrap:bubblewrap promtool:prometheus
 system-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null; \
-	  else echo "warning: bubblewrap missing and cannot be installed (not root); sandbox tests will fail" >&2; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing) >/dev/null; \
+	  else echo "warning: cannot install$$missing (not root); sandbox tests will fail" >&2; fi; fi
 
 ## redis: make sure a Redis server answers on 127.0.0.1:$(REDIS_PORT); start one if none does
 redis:

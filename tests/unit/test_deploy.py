@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -428,3 +430,23 @@ def test_compose_and_dashboard_helpers() -> None:
     }
     assert balanced('a{b="}"}') and not balanced("(a")
     assert check_metric("verifier_nope", set(), set()) is not None
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None, reason="promtool not installed (make test installs it)"
+)
+def test_promtool_accepts_the_rules_and_the_scrape_config(tmp_path: Path) -> None:
+    """Prometheus' own checker: PromQL in every alert parses, the config loads."""
+    rules = ROOT / "deploy" / "prometheus" / "alerts.yml"
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # the scrape config names the rules at their in-container path; point it here
+    config = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    local = tmp_path / "prometheus.yml"
+    local.write_text(config.replace("/etc/prometheus/alerts.yml", str(rules)))
+    checked = subprocess.run(
+        ["promtool", "check", "config", str(local)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
