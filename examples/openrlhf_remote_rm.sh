@@ -18,6 +18,9 @@
 set -euo pipefail
 
 VERIFIER_URL="${VERIFIER_URL:-http://127.0.0.1:8000}"
+# With VERIFIER_API_KEYS set on the service, pass a key in the URL (these
+# trainers send no Authorization header); keys are redacted from its logs.
+KEY_QUERY="${VERIFIER_API_KEY:+?api_key=${VERIFIER_API_KEY}}"
 MODEL="${MODEL:-Qwen/Qwen2.5-1.5B-Instruct}"
 DATASET="${DATASET:-OpenRLHF/dapo-math-17k}"   # columns: prompt, label
 
@@ -28,7 +31,7 @@ curl -fsS "${VERIFIER_URL}/readyz" >/dev/null
 # reward flag --remote_rm_url and the data flags --input_key / --label_key.
 python3 -m openrlhf.cli.train_ppo_ray \
   --actor.model_name_or_path "${MODEL}" \
-  --reward.remote_url "${VERIFIER_URL}/compat/openrlhf" \
+  --reward.remote_url "${VERIFIER_URL}/compat/openrlhf${KEY_QUERY}" \
   --data.prompt_dataset "${DATASET}" \
   --data.input_key prompt \
   --data.label_key label \

@@ -14,12 +14,15 @@
 set -euo pipefail
 
 VERIFIER_URL="${VERIFIER_URL:-http://127.0.0.1:8000}"
+# With VERIFIER_API_KEYS set on the service, pass a key in the URL (these
+# trainers send no Authorization header); keys are redacted from its logs.
+KEY_QUERY="${VERIFIER_API_KEY:+?api_key=${VERIFIER_API_KEY}}"
 curl -fsS "${VERIFIER_URL}/readyz" >/dev/null
 
 # Add these to your usual slime launch (model, parallelism and rollout flags omitted):
 REWARD_ARGS=(
   --rm-type remote_rm
-  --rm-url "${VERIFIER_URL}/compat/slime"   # slime posts to this exact URL
+  --rm-url "${VERIFIER_URL}/compat/slime${KEY_QUERY}"   # slime posts to this exact URL
   --reward-key reward
   --input-key prompt
   --label-key label
