@@ -24,6 +24,13 @@ def _status(info: JobInfo) -> JobStatus:
     return JobStatus(**info.to_dict())
 
 
+def _found(info: JobInfo | None, job_id: str) -> JobInfo:
+    """The job, or a 404 that says it is unknown or expired."""
+    if info is None:
+        raise ApiError(404, "not_found", f"no job {job_id} (unknown or expired)")
+    return info
+
+
 def _parse_jsonl(body: bytes) -> list[dict[str, Any]]:
     """One item per line, or OpenAI Batch lines (`custom_id` + `body`)."""
     items: list[dict[str, Any]] = []
@@ -106,10 +113,7 @@ def build_router(jobs: JobBackend, settings: Settings, dependencies: list[Any]) 
         responses={404: {"model": ErrorResponse}},
     )
     async def status(job_id: str) -> JobStatus:
-        info = await jobs.get(job_id)
-        if info is None:
-            raise ApiError(404, "not_found", f"no job {job_id} (unknown or expired)")
-        return _status(info)
+        return _status(_found(await jobs.get(job_id), job_id))
 
     @router.get(
         "/{job_id}/results",
@@ -122,9 +126,7 @@ def build_router(jobs: JobBackend, settings: Settings, dependencies: list[Any]) 
         },
     )
     async def results(job_id: str) -> StreamingResponse:
-        info = await jobs.get(job_id)
-        if info is None:
-            raise ApiError(404, "not_found", f"no job {job_id} (unknown or expired)")
+        info = _found(await jobs.get(job_id), job_id)
         if info.status != COMPLETED:
             raise ApiError(
                 409,
@@ -146,9 +148,6 @@ def build_router(jobs: JobBackend, settings: Settings, dependencies: list[Any]) 
         responses={404: {"model": ErrorResponse}},
     )
     async def cancel(job_id: str) -> JobStatus:
-        info = await jobs.cancel(job_id)
-        if info is None:
-            raise ApiError(404, "not_found", f"no job {job_id} (unknown or expired)")
-        return _status(info)
+        return _status(_found(await jobs.cancel(job_id), job_id))
 
     return router
