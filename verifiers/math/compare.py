@@ -20,7 +20,7 @@ from typing import Any
 
 import sympy
 
-from verifiers.math.normalize import compact, normalize_answer
+from verifiers.math.normalize import DEGREE_MARK, compact, normalize_answer
 from verifiers.math.numbers import Num, candidates, numbers_equal, parse_number_pair, rounding_only
 from verifiers.math.parse import (
     Choice,
@@ -563,9 +563,20 @@ def compare_answers(
         return Comparison(UNPARSEABLE, method="too_deep")
 
 
+def _in_radians(text: str) -> str:
+    """A degree answer rewritten in radians: ``45^\\circ`` -> ``(45)\\cdot\\frac{\\pi}{180}``."""
+    return f"({normalize_answer(text)})\\cdot\\frac{{\\pi}}{{180}}"
+
+
 def _compare(answer: str, reference: str, tolerance: float) -> Comparison:
     if compact(answer) == compact(reference) and compact(answer):
         return Comparison(EQUAL, method="exact")
+    # degrees on one side, radians (pi) on the other: compare in radians
+    a_deg, r_deg = DEGREE_MARK.search(answer), DEGREE_MARK.search(reference)
+    if a_deg and not r_deg and "\\pi" in reference and "\\pi" not in answer:
+        answer = _in_radians(answer)
+    elif r_deg and not a_deg and "\\pi" in answer and "\\pi" not in reference:
+        reference = _in_radians(reference)
     a_num, r_num = parse_number_pair(normalize_answer(answer), normalize_answer(reference))
     if a_num is not None and r_num is not None:
         if numbers_equal(a_num, r_num, tolerance):

@@ -59,6 +59,13 @@ _PERCENT_WORD = re.compile(r"(?<=\d)\s*(?:\\text\{\s*)?(?:pct|percent|percentage
 _TIME_OF_DAY = re.compile(r"^\s*[ap]\.?\s*m\.?\s*$", re.I)
 _FRAC_ALIASES = re.compile(r"\\[dt]frac(?![a-zA-Z])")
 _BINOM_ALIASES = re.compile(r"\\[dt]binom(?![a-zA-Z])")
+_REALS = re.compile(r"\\mathbb\s*(?:\{\s*R\s*\}|R(?![a-zA-Z]))")
+_EMPTY_SET = re.compile(r"\\\{\s*\\\}|∅")
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)(?![a-zA-Z])")
+_DEGREE_VALUE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°)")
+#: A degree mark anywhere (tested on the raw answer, before normalisation drops it).
+DEGREE_MARK = re.compile(r"\\circ(?![a-zA-Z])|°|\\degree(?![a-zA-Z])")
+
 _WORD_OPS = (
     ("\\leqslant", "\\le"),
     ("\\geqslant", "\\ge"),
@@ -176,11 +183,16 @@ def _normalize_once(answer: str) -> str:
     s = _SPACING.sub(" ", s)
     s = s.replace("~", " ")
     s = _SIZING.sub("", s)
+    s = _REALS.sub(r"(-\\infty,\\infty)", s)
+    s = _EMPTY_SET.sub(r"\\varnothing", s)
     s = unwrap_commands(s)
     s = _FRAC_ALIASES.sub(r"\\frac", s)
     s = _BINOM_ALIASES.sub(r"\\binom", s)
     for old, new in _WORD_OPS:
         s = s.replace(old, new)
+    if _TRIG.search(s):
+        # inside trigonometry a degree mark changes the value: 30° = pi/6
+        s = _DEGREE_VALUE.sub(r"(\1\\pi/180)", s)
     s = _DEGREES.sub("", s)
     s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)
     s = _FRAC_HALF_SHORT.sub(r"\\frac{\1}{\2}", s)

@@ -343,6 +343,14 @@ gallon gallons s sec second seconds min minute minutes h hr hrs hour hours day d
 month months year years dollar dollars cent cents units unit sq square cubic degree degrees
 rad radian radians mph kph people students ways times percent"""
 _UNITS = frozenset(_UNIT_WORDS.split())
+#: Words that change a number's value or meaning: never dropped as units.
+_NOT_UNIT_WORDS = """hundred hundreds thousand thousands million millions billion billions
+trillion trillions dozen dozens score half halves quarter quarters third thirds fourth fourths
+fifth fifths tenth tenths hundredth hundredths thousandth thousandths percent pct not no none
+less more than over under least most plus minus times squared cubed factorial power powers
+root roots degrees radians and or"""
+_NOT_UNITS = frozenset(_NOT_UNIT_WORDS.split())
+_PLAIN_VALUE = re.compile(r"^-?\d+(?:,\d{3})*(?:\.\d+)?$")
 _TRAILING_WORDS = re.compile(r"^(.*?[\d}).])\s*((?:[A-Za-z]+\.?(?:\^\{?[23]\}?)?\s*)+)$")
 _CONSTANT_WORDS = frozenset({"pi", "inf", "infinity", "oo"})
 _PLUS_MINUS = re.compile(r"\\(?:pm|mp)(?![a-zA-Z])")
@@ -387,10 +395,30 @@ def _colon(match: re.Match[str]) -> Colon:
     )
 
 
+def _is_unit(word: str, plain_value: bool) -> bool:
+    """A known unit, or - after a plain number - any other word that cannot
+    change the value ("12 apples"), i.e. not a magnitude ("3 million"), a
+    negation or comparison, or a function/constant name."""
+    w = word.rstrip(".").split("^")[0].lower()
+    if w in _UNITS:
+        return True
+    return (
+        plain_value
+        and len(w) >= 3
+        and w.isalpha()
+        and w not in _NOT_UNITS
+        and w not in _PLAIN_NAMES
+        and w not in _CONSTANT_WORDS
+    )
+
+
 def _unit_split(s: str) -> str | None:
     """The value before trailing unit words ("5 meters" -> "5"), or None."""
     unit = _TRAILING_WORDS.match(s)
-    if unit and all(w.rstrip(".").split("^")[0].lower() in _UNITS for w in unit.group(2).split()):
+    if not unit:
+        return None
+    plain_value = _PLAIN_VALUE.match(unit.group(1).strip()) is not None
+    if all(_is_unit(w, plain_value) for w in unit.group(2).split()):
         return unit.group(1)
     return None
 
