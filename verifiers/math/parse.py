@@ -350,6 +350,11 @@ fifth fifths tenth tenths hundredth hundredths thousandth thousandths percent pc
 less more than over under least most plus minus times squared cubed factorial power powers
 root roots degrees radians and or"""
 _NOT_UNITS = frozenset(_NOT_UNIT_WORDS.split())
+#: ``\{x \mid x > 2\}``, ``\{x : x > 2\}``: a set given by a condition on one variable.
+_SET_BUILDER = re.compile(r"^\\\{\s*[a-zA-Z]\s*(?:\\mid|\||:)\s*(.+?)\s*\\\}$")
+_NUMBER_WORD_LIST = """zero one two three four five six seven eight nine ten eleven twelve
+thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty"""
+_NUMBER_WORDS = {word: value for value, word in enumerate(_NUMBER_WORD_LIST.split())}
 _PLAIN_VALUE = re.compile(r"^-?\d+(?:,\d{3})*(?:\.\d+)?$")
 _TRAILING_WORDS = re.compile(r"^(.*?[\d}).])\s*((?:[A-Za-z]+\.?(?:\^\{?[23]\}?)?\s*)+)$")
 _CONSTANT_WORDS = frozenset({"pi", "inf", "infinity", "oo"})
@@ -459,6 +464,10 @@ def _parse(s: str, depth: int) -> Value:
         rows = [r for r in re.split(r"\\\\", body) if r.strip()]
         return Matrix(tuple(tuple(_parse(c, depth + 1) for c in r.split("&")) for r in rows))
     s = _IN_PREFIX.sub("", s)
+    if match := _SET_BUILDER.match(s):
+        return _parse(match.group(1), depth + 1)  # {x | x > 2}: the condition
+    if (word := _NUMBER_WORDS.get(s.lower())) is not None:
+        return Num(Fraction(word))
 
     unions = split_top(s, ("\\cup",))
     if len(unions) > 1:

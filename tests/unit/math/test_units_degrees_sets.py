@@ -22,6 +22,10 @@ from verifiers.math.normalize import normalize_answer
         ("(-\\infty, \\infty)", "\\mathbb{R}"),
         ("\\{\\}", "\\emptyset"),
         ("\\varnothing", "∅"),
+        ("\\{x \\mid x > 2\\}", "(2, \\infty)"),
+        ("\\{x : x \\le 1\\}", "(-\\infty, 1]"),
+        ("five", "5"),
+        ("Twelve", "12"),
     ],
 )
 def test_equivalent(answer: str, reference: str) -> None:
@@ -42,6 +46,8 @@ def test_equivalent(answer: str, reference: str) -> None:
         ("\\tan 30^\\circ", "1"),
         ("\\mathbb{R}", "(0, \\infty)"),
         ("\\{\\}", "\\{0\\}"),
+        ("\\{x | x > 2\\}", "[2, \\infty)"),
+        ("five", "6"),
     ],
 )
 def test_not_equivalent(answer: str, reference: str) -> None:
