@@ -95,7 +95,8 @@ Value = Num | Expr | Seq | Union | Relation | Function | Matrix | Text | Choice 
 
 _OPENERS = "([{"
 _CLOSERS = ")]}"
-_REL_TOKENS = ("\\le", "\\ge", "\\ne", "\\approx", "\\sim", "=", "<", ">")
+# "<=" and ">=" before "<" and ">", so the longer operator wins
+_REL_TOKENS = ("\\le", "\\ge", "\\ne", "\\approx", "\\sim", "<=", ">=", "=", "<", ">")
 _REL_CANON = {
     "\\le": "<=",
     "\\ge": ">=",
@@ -136,56 +137,45 @@ def _depth_scan(s: str) -> list[int]:
     return depths
 
 
-def split_top(s: str, separators: tuple[str, ...]) -> list[str]:
-    """Split on separators that stand outside every bracket."""
+def _split_at(s: str, tokens: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Split on tokens that stand outside every bracket: (parts, tokens found).
+
+    Tokens are tried in order at each position; a command token (``\\le``)
+    does not match the start of a longer command (``\\left``).
+    """
     depths = _depth_scan(s)
     parts: list[str] = []
+    found: list[str] = []
     start = 0
     i = 0
     while i < len(s):
         if depths[i] == 0:
-            for sep in separators:
-                if s.startswith(sep, i):
-                    if sep[0] == "\\" and s[i + len(sep) : i + len(sep) + 1].isalpha():
-                        continue  # "\le" must not match "\left"
-                    parts.append(s[start:i])
-                    i += len(sep)
-                    start = i
-                    break
-            else:
-                i += 1
-            continue
-        i += 1
-    parts.append(s[start:])
-    return parts
-
-
-def _split_relations(s: str) -> tuple[list[str], list[str]]:
-    depths = _depth_scan(s)
-    parts: list[str] = []
-    ops: list[str] = []
-    start = 0
-    i = 0
-    while i < len(s):
-        if depths[i] == 0:
-            for token in _REL_TOKENS:
+            for token in tokens:
                 if s.startswith(token, i):
                     end = i + len(token)
                     if token[0] == "\\" and s[end : end + 1].isalpha():
                         continue
-                    if token in "<>" and s[end : end + 1] == "=":
-                        token, end = token + "=", end + 1
                     parts.append(s[start:i])
-                    ops.append(_REL_CANON.get(token, token))
-                    i = end
-                    start = i
+                    found.append(token)
+                    i = start = end
                     break
             else:
                 i += 1
             continue
         i += 1
     parts.append(s[start:])
-    return parts, ops
+    return parts, found
+
+
+def split_top(s: str, separators: tuple[str, ...]) -> list[str]:
+    """Split on separators that stand outside every bracket."""
+    return _split_at(s, separators)[0]
+
+
+def _split_relations(s: str) -> tuple[list[str], list[str]]:
+    """Parts and canonical operators of a relation chain (``1 < x \\le 3``)."""
+    parts, ops = _split_at(s, _REL_TOKENS)
+    return parts, [_REL_CANON.get(op, op) for op in ops]
 
 
 def _outer_pair(s: str) -> tuple[str, str, str] | None:
