@@ -80,16 +80,6 @@ def _as_int(value: Any) -> int:
     return value
 
 
-def _token_text(entry: dict[str, Any]) -> str | None:
-    token = entry.get("token")
-    if isinstance(token, str) and token.strip():
-        return token.strip()
-    raw = entry.get("bytes")
-    if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
-        return bytes(raw).decode("utf-8", "replace").strip()
-    return None
-
-
 def _logprob(entry: dict[str, Any]) -> float | None:
     value = entry.get("logprob")
     if isinstance(value, bool) or not isinstance(value, int | float):
