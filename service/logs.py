@@ -11,12 +11,13 @@ import logging
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
 import orjson
+
+from service.ids import random_hex
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -53,16 +54,25 @@ def request_id_from(header: str | None) -> str:
     """The client's id when it is short and printable, else a fresh one."""
     if header and _SAFE_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    return random_hex(16)
 
 
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "message", "request_id", ...extras}`` per line."""
 
+    _second: tuple[int, str] = (-1, "")
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached, text = self._second  # one tuple: consistent across threads
+        if second != cached:  # strftime once per second, not once per line
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

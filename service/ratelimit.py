@@ -28,6 +28,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BUCKETS = 10_000
+#: Scope key set by whoever already took the request's token (the verify fast path).
+RATE_CHECKED = "rlvr.rate_checked"
 
 
 class TokenBuckets:
@@ -63,6 +65,27 @@ class TokenBuckets:
         return wait
 
 
+def make_buckets(rate: float, burst: int) -> TokenBuckets:
+    """The app's buckets: `burst` 0 means two seconds' worth of requests."""
+    return TokenBuckets(rate, burst or max(1, math.ceil(2 * rate)))
+
+
+def bucket_key(scope: Scope, keys: Collection[str]) -> str:
+    """The request's bucket: its valid API key's (as a digest), else its address's."""
+    token = b""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, rest = value.partition(b" ")
+            if scheme.lower() == b"bearer":
+                token = rest.strip()
+            break
+    if token and any(hmac.compare_digest(token, key.encode()) for key in keys):
+        # a digest, so the key itself is never kept in another place
+        return "key:" + hashlib.sha256(token).hexdigest()
+    client = scope.get("client")
+    return "addr:" + (str(client[0]) if client else "unknown")
+
+
 class RateLimitMiddleware:
     """429 with ``Retry-After`` once a key's (or address's) bucket is empty."""
 
@@ -70,21 +93,24 @@ class RateLimitMiddleware:
         self,
         app: ASGIApp,
         *,
-        rate: float,
-        burst: int,
+        buckets: TokenBuckets,
         keys: Collection[str],
         exempt: Collection[str],
     ) -> None:
         self.app = app
-        self.buckets = TokenBuckets(rate, burst or max(1, math.ceil(2 * rate)))
+        self.buckets = buckets
         self.keys = tuple(keys)
         self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.exempt:
+        if (
+            scope["type"] != "http"
+            or scope.get("path") in self.exempt
+            or scope.pop(RATE_CHECKED, False)
+        ):
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self._bucket(scope))
+        wait = self.buckets.take(bucket_key(scope, self.keys))
         if wait <= 0:
             await self.app(scope, receive, send)
             return
@@ -107,17 +133,3 @@ class RateLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body.encode()})
-
-    def _bucket(self, scope: Scope) -> str:
-        token = b""
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                scheme, _, rest = value.partition(b" ")
-                if scheme.lower() == b"bearer":
-                    token = rest.strip()
-                break
-        if token and any(hmac.compare_digest(token, key.encode()) for key in self.keys):
-            # a digest, so the key itself is never kept in another place
-            return "key:" + hashlib.sha256(token).hexdigest()
-        client = scope.get("client")
-        return "addr:" + (str(client[0]) if client else "unknown")

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     max_response_bytes: int = Field(1_000_000, ge=1, description="Largest response/reference.")
     max_batch_items: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(256 * 1024 * 1024, ge=1, description="Largest request body.")
+    fast_path: bool = Field(
+        True,
+        description=(
+            "Serve ordinary POST /v1/verify and /v1/verify/batch requests on a lean ASGI path "
+            "(errors still come from the FastAPI routes); false = everything through FastAPI."
+        ),
+    )
     code_concurrency: int = Field(0, ge=0, description="Parallel sandboxes; 0 = cores.")
     code_cpu_s: float = Field(4.0, gt=0, le=300, description="CPU seconds per test case.")
     code_wall_s: float = Field(12.0, gt=0, le=600, description="Wall-clock backstop per case.")

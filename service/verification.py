@@ -16,11 +16,20 @@ from typing import Any
 
 from service import metrics
 from service.cache import ExactCache, VerdictCache
+from service.coalesce import Coalescer
 from service.estimator import ErrorRateEstimator, apply_correction, unscreened_probe
+from service.ids import random_hex
 from service.jobs import JobBackend, MemoryJobs, RedisJobs
 from service.schemas import VerifyItem, VerifyResult
 from service.settings import Settings
-from verifiers.cascade import Cascade, CodeRunner, JudgeCall, Plan, VerifyRequest
+from verifiers.cascade import (
+    PARALLEL_PLAN_MIN,
+    Cascade,
+    CodeRunner,
+    JudgeCall,
+    Plan,
+    VerifyRequest,
+)
 from verifiers.pool import WorkerPool
 from verifiers.verdict import VERIFIER_VERSION, Verdict
 
@@ -28,6 +37,9 @@ log = logging.getLogger("rlvr_verifier.service")
 
 #: `Plan.route` of a request answered from the exact-pair cache (a final verdict).
 _EXACT_HIT = "exact"
+#: Concurrent single requests gathered into at least this many items are
+#: planned in the worker processes (a lone request stays inline: lower latency).
+_COALESCED_PARALLEL_MIN = 16
 
 
 class VerificationService:
@@ -70,6 +82,7 @@ class VerificationService:
         self.code_status: tuple[bool, str] = (False, "not started")
         self.judge: Any = None
         self.cascade = Cascade(self.pool, math_timeout_s=settings.math_timeout_s)
+        self._planner: Coalescer[VerifyRequest, Plan] = Coalescer(self._plan_coalesced)
         # Online FN/FP estimation (feedback, appeals, canaries): service/estimator.py
         self.estimator = ErrorRateEstimator(settings)
 
@@ -159,7 +172,8 @@ class VerificationService:
                 self.exact.put(exact_key, verdict, plan.math)
             correct = "abstain" if verdict.correct is None else str(verdict.correct).lower()
             outcomes[verdict.stage, verdict.reason, correct] += 1
-            flag_counts.update(verdict.flags)
+            if verdict.flags:
+                flag_counts.update(verdict.flags)
             new_id = "" if item.id else next(new_ids)
             results.append(_result(item, verdict, cached, (done - started) * 1000, new_id))
         for labels, count in outcomes.items():
@@ -196,8 +210,14 @@ class VerificationService:
                 plans.append(Plan(request, _EXACT_HIT, "off", verdict=verdict, math=math))
         metrics.CACHE_REQUESTS.labels("exact", "hit").inc(len(items) - len(missing))
         metrics.CACHE_REQUESTS.labels("exact", "miss").inc(len(missing))
-        fresh = iter(await self.cascade.plan_many(missing) if missing else [])
+        if len(missing) >= PARALLEL_PLAN_MIN:
+            fresh = iter(await self.cascade.plan_many(missing))
+        else:  # single items and small batches: planned together with concurrent ones
+            fresh = iter(await self._planner.run(missing) if missing else [])
         return [plan if plan is not None else next(fresh) for plan in plans], keys
+
+    async def _plan_coalesced(self, requests: list[VerifyRequest]) -> list[Plan]:
+        return await self.cascade.plan_many(requests, parallel_min=_COALESCED_PARALLEL_MIN)
 
     async def _resolve(
         self, plans: list[Plan], started: float
@@ -258,7 +278,9 @@ def _result(
 
 
 def _new_ids(count: int) -> Iterator[str]:
-    """`count` random 128-bit hex ids from one `os.urandom` call."""
+    """`count` random 128-bit hex ids (one `os.urandom` call for a batch)."""
+    if count <= 16:
+        return (random_hex(16) for _ in range(count))
     blob = os.urandom(16 * count).hex()
     return (blob[32 * i : 32 * (i + 1)] for i in range(count))
 
@@ -280,5 +302,6 @@ def _make_code_runner(settings: Settings) -> tuple[CodeRunner | None, tuple[bool
         limits=limits,
         max_concurrency=settings.code_concurrency or None,
         allow_unconfined=settings.allow_unconfined_code,
+        spares=settings.code_spares,
     )
     return runner, available

@@ -200,15 +200,17 @@ class Cascade:
     def policy(self) -> PlanPolicy:
         return PlanPolicy(self.judge is not None, self.judge_version, self.default_judge_mode)
 
-    async def plan_many(self, requests: Sequence[VerifyRequest]) -> list[Plan]:
+    async def plan_many(
+        self, requests: Sequence[VerifyRequest], *, parallel_min: int = PARALLEL_PLAN_MIN
+    ) -> list[Plan]:
         """`plan` for every request, in order, without blocking the event loop.
 
-        Small batches are planned inline. Large ones are cut into chunks that
-        the worker processes plan in parallel (guards and extraction are pure
-        Python, so this is what uses every core); a chunk whose worker fails
-        is planned here in a thread instead.
+        Batches under `parallel_min` requests are planned inline. Larger ones
+        are cut into chunks that the worker processes plan in parallel (guards
+        and extraction are pure Python, so this is what uses every core); a
+        chunk whose worker fails is planned here in a thread instead.
         """
-        if len(requests) < PARALLEL_PLAN_MIN:
+        if len(requests) < parallel_min:
             return [self.plan(request) for request in requests]
         policy = self.policy
         chunks = _chunks(requests, 4 * self.pool.size)

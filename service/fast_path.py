@@ -1,0 +1,255 @@
+"""A plain-ASGI fast path for the two hot routes, `POST /v1/verify` and
+`POST /v1/verify/batch`.
+
+Trainers call these thousands of times per training step. FastAPI's
+generic machinery (its middleware layers, request objects, dependency
+solving, exception-handler wrappers, response re-validation) costs several
+times what verifying a cached item does, so `VerifierApp` hands these two
+routes to `VerifyFastPath` before any of it runs. The fast path does what the
+middleware stack would: request id (``X-Request-ID``), HTTP metrics and the
+access log, the per-key rate limit, the body size limit and the body
+deadline (408).
+
+It serves only the *ordinary* request: a valid key, a JSON body that parses
+and validates, items within the limits. Anything else - a missing key,
+malformed JSON, a validation error, a size limit, a non-JSON content type,
+an empty rate-limit bucket, an unexpected exception - goes to the full
+FastAPI application with the body bytes already read replayed, so there is
+exactly one implementation of every error response and of the OpenAPI
+description.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Collection
+
+import orjson
+from fastapi import FastAPI
+from pydantic import TypeAdapter, ValidationError
+
+from service import logs
+from service.errors import ApiError
+from service.middleware import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    observe,
+    request_id_of,
+    send_error,
+)
+from service.ratelimit import RATE_CHECKED, TokenBuckets, bucket_key
+from service.schemas import BatchRequest, BatchResponse, VerifyItem, VerifyResult
+from service.settings import Settings
+from service.validation import check_items
+from service.verification import VerificationService
+
+log = logging.getLogger("rlvr_verifier.fast_path")
+
+VERIFY_PATH = "/v1/verify"
+BATCH_PATH = "/v1/verify/batch"
+_RESULT = TypeAdapter(VerifyResult)
+_BATCH_RESULT = TypeAdapter(BatchResponse)
+
+
+def is_json(content_type: bytes | None) -> bool:
+    """The content types FastAPI parses as JSON: application/json and application/*+json
+    (a body without a content type is not parsed: the route answers 422)."""
+    if content_type is None:
+        return False
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+def replay(chunks: list[bytes], complete: bool, receive: Receive) -> Receive:
+    """A `receive` that yields the body `chunks` already read, then defers to
+    the original (which still holds the rest of the body unless `complete`)."""
+    pending = list(chunks) or [b""]
+
+    async def replayed() -> Message:
+        if pending:
+            body = pending.pop(0)
+            more = bool(pending) or not complete
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replayed
+
+
+class VerifyFastPath:
+    """Serves ordinary verify requests; hands everything else to the full app."""
+
+    def __init__(
+        self,
+        service: VerificationService,
+        settings: Settings,
+        *,
+        buckets: TokenBuckets | None,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.keys = [k.encode() for k in settings.api_key_set]
+        self.key_names: Collection[str] = settings.api_key_set
+        self.buckets = buckets
+        self.max_bytes = settings.max_body_bytes
+        self.timeout_s = settings.body_timeout_s
+        self.access = settings.access_log
+
+    @staticmethod
+    def wants(scope: Scope) -> bool:
+        """Whether `scope` is a request of one of the two routes."""
+        path = scope.get("path")
+        return (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and path in (VERIFY_PATH, BATCH_PATH)
+        )
+
+    async def serve(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+        """Answer the request, or pass it (body replayed) to the full `app`."""
+        began = time.perf_counter()
+        content_type = authorization = None
+        declared = 0
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                declared = int(value) if value.isdigit() else 0
+        if (
+            declared > self.max_bytes
+            or not is_json(content_type)
+            or not self._authorized(authorization)
+            or (self.buckets is not None and self._rate_limited(scope))
+        ):
+            await app(scope, receive, send)
+            return
+        request_id = request_id_of(scope)
+        token = logs.REQUEST_ID.set(request_id)
+        try:
+            await self._serve(scope, receive, send, app, began, request_id)
+        finally:
+            logs.REQUEST_ID.reset(token)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        app: ASGIApp,
+        began: float,
+        request_id: str,
+    ) -> None:
+        path: str = scope["path"]
+        chunks: list[bytes] = []
+        seen = 0
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return  # the client went away before its body arrived
+                    chunk = message.get("body", b"")
+                    chunks.append(chunk)
+                    seen += len(chunk)
+                    more = message.get("more_body", False)
+                    if seen > self.max_bytes:  # the app's body limit answers (413)
+                        await app(scope, replay(chunks, not more, receive), send)
+                        return
+                    if not more:
+                        break
+        except TimeoutError:
+            message_text = f"request body not received within {self.timeout_s:g} s"
+            extra = [(b"x-request-id", request_id.encode())]
+            await send_error(send, 408, "request_timeout", message_text, close=True, headers=extra)
+            observe(path, scope, 408, began, self.access)
+            return
+        body = b"".join(chunks)
+        content = await self._answer(path, body)
+        if content is None:
+            await app(scope, replay([body], True, receive), send)
+            return
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(content)).encode()),
+            (b"x-request-id", request_id.encode()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+        observe(path, scope, 200, began, self.access)
+
+    def _rate_limited(self, scope: Scope) -> bool:
+        """Take this request's token. When there was one, the app's rate limiter
+        will not take another (should the request still go to the app); when
+        there was none, the app's limiter answers the 429."""
+        assert self.buckets is not None
+        if self.buckets.take(bucket_key(scope, self.key_names)) > 0:
+            return True
+        scope[RATE_CHECKED] = True
+        return False
+
+    def _authorized(self, authorization: bytes | None) -> bool:
+        if not self.keys:
+            return True
+        if authorization is None:
+            return False
+        scheme, _, token = authorization.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return False
+        token = token.strip()
+        return any(hmac.compare_digest(token, key) for key in self.keys)
+
+    async def _answer(self, path: str, body: bytes) -> bytes | None:
+        """The response body, or None when the full app should answer instead."""
+        try:
+            items = self._parse(path, body)
+        except (ValueError, ValidationError, ApiError, RecursionError):
+            return None  # the route answers with the error response
+        if items is None:
+            return None
+        try:
+            if path == VERIFY_PATH:
+                (result,) = await self.service.verify_items(items, "verify")
+                return _RESULT.dump_json(result, by_alias=True)
+            results = await self.service.verify_items(items, "batch")
+            response = BatchResponse.model_construct(results=results)
+            return _BATCH_RESULT.dump_json(response, by_alias=True)
+        except Exception:  # never a 500 from here: the app owns error handling
+            log.exception("fast path failed; handing the request to the route")
+            return None
+
+    def _parse(self, path: str, body: bytes) -> list[VerifyItem] | None:
+        """The validated items, or None when the route should answer instead.
+
+        Raises what the route turns into a 4xx (malformed JSON, invalid fields,
+        sizes); the route then produces that response itself."""
+        data = orjson.loads(body)  # stricter than json.loads: NaN, > 64-bit ints -> the route
+        if path == VERIFY_PATH:
+            items = [VerifyItem.model_validate(data)]
+        else:
+            items = BatchRequest.model_validate(data).items
+            if len(items) > self.settings.max_batch_items:
+                return None
+        check_items(items, self.settings)
+        return items
+
+
+class VerifierApp(FastAPI):
+    """FastAPI with `VerifyFastPath` in front of its middleware stack."""
+
+    fast_path: VerifyFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and fast.wants(scope):
+            await fast.serve(scope, receive, send, super().__call__)
+            return
+        await super().__call__(scope, receive, send)
