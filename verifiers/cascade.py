@@ -35,6 +35,7 @@ from verifiers.math import (
     prepare_math,
     verdict_from_outcome,
 )
+from verifiers.pickling import positional_pickle
 from verifiers.pool import WorkerPool
 from verifiers.verdict import VERIFIER_VERSION, Reason, Stage, Verdict
 
@@ -60,6 +61,7 @@ class CodeRunner(Protocol):
 JudgeCall = Callable[[str, str, str | None, str, bool], Awaitable[Verdict]]
 
 
+@positional_pickle
 @dataclass(frozen=True, slots=True)
 class VerifyRequest:
     """One (response, reference) pair and how to verify it."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from verifiers.pickling import positional_pickle
+
 VERIFIER_VERSION = "0.1.0"
 
 
@@ -64,6 +66,7 @@ UNCACHEABLE_REASONS = frozenset(
 )
 
 
+@positional_pickle
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """Outcome of verifying one response against one reference.

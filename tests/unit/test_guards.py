@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from verifiers import guards
 from verifiers.guards import GuardResult, screen_answer, screen_response
 from verifiers.verdict import Reason, Stage
 
@@ -289,3 +290,15 @@ def test_any_text_ending_in_a_boxed_number_is_kept(prefix: str, number: int) -> 
 def test_numeric_answers_always_pass(answer: str) -> None:
     assert screen_answer(answer).rejection is None
     assert screen_response(answer).rejection is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(guards._INJECTION_KEYWORDS), st.text(max_size=12)), max_size=12
+    ).map("".join)
+)
+def test_keyword_search_finds_exactly_the_keywords_that_occur(text: str) -> None:
+    low = text.lower()
+    expected = {k for k in guards._INJECTION_KEYWORDS if k in low}
+    assert guards._keywords_in(low) == expected

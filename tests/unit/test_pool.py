@@ -36,3 +36,20 @@ def test_a_replaced_worker_starts_before_its_next_task_is_timed() -> None:
         after = pool.run_sync(compare_task, "w+1", "w+1", 1e-6)
         assert after.ok and after.value[0] == "equal", after
         assert pool.restarts.get("crashed") == 1
+
+
+def test_objects_crossing_to_workers_pickle_positionally_and_round_trip() -> None:
+    import pickle
+
+    from verifiers.cascade import VerifyRequest
+    from verifiers.math import MathItem
+    from verifiers.verdict import Verdict
+
+    objects = [
+        VerifyRequest("so $\\boxed{2}$", "2", question="q", tests={"kind": "stdin"}, domain="d"),
+        Verdict(True, 1.0, "math", "equal", "2", 1.0, ("injection",), {"method": "exact"}),
+        MathItem("2", "boxed", "2", "2", "2"),
+    ]
+    for obj in objects:
+        assert type(obj).__reduce__(obj)[0] is type(obj)
+        assert pickle.loads(pickle.dumps(obj, protocol=5)) == obj

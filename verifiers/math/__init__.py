@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from verifiers.extract import extract_final_answer, extract_reference
 from verifiers.math.normalize import compact, normalize_answer
 from verifiers.math.numbers import numbers_equal, parse_number_pair, rounding_only
+from verifiers.pickling import positional_pickle
 from verifiers.pool import TaskOutcome, WorkerPool
 from verifiers.verdict import Reason, Stage, Verdict
 
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 
+@positional_pickle
 @dataclass(frozen=True, slots=True)
 class MathItem:
     """A response reduced to what the comparison needs.
