@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     code_wall_s: float = Field(12.0, gt=0, le=600, description="Wall-clock backstop per case.")
     code_total_wall_s: float = Field(60.0, gt=0, le=3600, description="Cap per submission.")
     code_memory_mb: int = Field(1024, ge=16, description="Address space per sandboxed process.")
+    code_spares: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Sandboxes kept started ahead of need (idle: memory, no CPU); 0 = none.",
+    )
     allow_unconfined_code: bool = Field(
         False, description="DANGEROUS development setting: run code without bubblewrap."
     )

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from verifiers.code import CodeVerifier, SandboxLimits, sandbox_available
+from verifiers.code.sandbox import spare_pids
 from verifiers.verdict import Reason, Verdict
 
 AVAILABLE, WHY = sandbox_available()
@@ -30,7 +31,8 @@ LIMITS = SandboxLimits(
     max_file_bytes=1 << 20,
     total_wall_seconds=8,
 )
-CV = CodeVerifier(LIMITS, max_concurrency=2)
+# with a warm spare: a pre-started sandbox must be exactly as isolated as a fresh one
+CV = CodeVerifier(LIMITS, max_concurrency=2, spares=1)
 
 STDIN = {"kind": "stdin", "cases": [{"input": "1\n", "output": "2\n"}]}
 # HumanEval-style: the attacks below pair each trick with a WRONG `inc`, so any
@@ -52,11 +54,13 @@ WRONG_INC = "\ndef inc(x):\n    return x\n"
 
 def _leftovers() -> list[str]:
     """Zombies of the sandbox uid, and sandbox-uid processes that escaped into our
-    pid namespace (anything but another run's live bwrap; none of ours)."""
+    pid namespace (anything but another run's live bwrap; none of ours but the
+    idle spare sandboxes)."""
     me, my_ns = os.getpid(), os.readlink("/proc/self/ns/pid")
+    spares = {str(pid) for pid in spare_pids()}
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or entry in spares:
             continue
         try:
             status = Path(f"/proc/{entry}/status").read_text()

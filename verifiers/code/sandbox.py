@@ -18,6 +18,7 @@ so nothing is orphaned and the caller only ever waits for its own child.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import marshal
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -87,8 +88,6 @@ def bwrap_argv(limits: SandboxLimits, info_fd: int | None, command: list[str]) -
     """The full bwrap command line that runs `command` in a fresh sandbox."""
     argv = [bwrap_path() or "/usr/bin/bwrap", "--unshare-all", "--die-with-parent"]
     argv += ["--new-session", "--as-pid-1"]
-    if info_fd is not None:
-        argv += ["--info-fd", str(info_fd)]
     argv += _system_binds()
     guest = compiled_dir(SANDBOX_PYTHON)
     if guest is not None:
@@ -100,7 +99,13 @@ def bwrap_argv(limits: SandboxLimits, info_fd: int | None, command: list[str]) -
     argv += ["--remount-ro", "/", "--chdir", "/tmp", "--clearenv"]
     for key, value in SANDBOX_ENV.items():
         argv += ["--setenv", key, value]
-    return [*argv, "--", *command]
+    argv += ["--", *command]
+    return argv if info_fd is None else _with_info_fd(argv, info_fd)
+
+
+def _with_info_fd(argv: list[str] | tuple[str, ...], info_fd: int) -> list[str]:
+    """`argv` (a bwrap command line) reporting the sandbox's pid on `info_fd`."""
+    return [argv[0], "--info-fd", str(info_fd), *argv[1:]]
 
 
 def _privilege_drop() -> tuple[list[str], dict[str, Any]]:
@@ -183,6 +188,7 @@ def run_guest(
     confined: bool,
     deadline_seconds: float,
     on_event: Callable[[dict[str, Any]], bool],
+    spares: int = 0,
 ) -> GuestRun:
     """Run the launcher on `job`; feed each authentic event to `on_event`.
 
@@ -190,70 +196,286 @@ def run_guest(
     nonce are dropped and flagged (`tampered`). The sandbox is killed (with
     everything in it) at `deadline_seconds`. Never raises for guest misbehaviour;
     spawn failures are reported in `GuestRun.error`.
+
+    With `spares` > 0 a confined run takes a pre-started sandbox (bwrap and the
+    launcher already up, blocked reading their job) when one is ready and keeps
+    that many started in the background; see `_SparePool`.
     """
     started = time.monotonic()
+    deadline = started + deadline_seconds
     result = GuestRun()
-    nonce = job["nonce"]
+    payload = marshal.dumps(job, 4)
     command = script_command(SANDBOX_PYTHON, "launcher", confined)
+    prefix, kwargs = _privilege_drop()
     workdir: str | None = None
-    info_r = info_w = -1
-    with tempfile.TemporaryFile() as job_file:
-        job_file.write(marshal.dumps(job, 4))
-        job_file.seek(0)
-        prefix, kwargs = _privilege_drop()
+    box: _Box | None = None
+    sent: bool | None = None
+    try:
         if confined:
-            info_r, info_w = os.pipe()
-            os.set_blocking(info_r, False)
-            argv = [*prefix, *bwrap_argv(limits, info_w, command)]
-            kwargs["pass_fds"] = (info_w,)
+            launch = _Launch(tuple(prefix), tuple(bwrap_argv(limits, None, command)), kwargs)
+            box = _POOL.take(launch, spares) if spares > 0 else None
+            if box is not None:
+                sent = _send(box.proc, payload, deadline)
+                if sent is False:  # the spare died while waiting: start one the usual way
+                    box.discard()
+                    box = None
+            if box is None:
+                box = launch.start()
+                sent = _send(box.proc, payload, deadline)
         else:
             workdir = tempfile.mkdtemp(prefix="rlvr-sandbox-")
             if os.geteuid() == 0:
                 os.chown(workdir, SANDBOX_UID, SANDBOX_UID)
-            argv, kwargs["cwd"], kwargs["env"] = [*prefix, *command], workdir, dict(SANDBOX_ENV)
-        try:
             proc = subprocess.Popen(
-                argv,
-                stdin=job_file,
+                [*prefix, *command],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 close_fds=True,
                 process_group=0,
+                cwd=workdir,
+                env=dict(SANDBOX_ENV),
                 **kwargs,
             )
-        except OSError as exc:
-            result.error = f"cannot start the sandbox: {exc}"
-            for fd in (info_r, info_w):
-                if fd >= 0:
-                    os.close(fd)
-            if workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
-            return result
-        finally:
-            if info_w >= 0:
-                os.close(info_w)
+            box = _Box(proc, -1)
+            sent = _send(proc, payload, deadline)
+    except BaseException as exc:
+        if box is not None:
+            box.discard()
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
+        result.error = f"cannot start the sandbox: {exc}"
+        return result
+    proc, info_r = box.proc, box.info_r
     try:
-        _pump(proc, result, nonce, started + deadline_seconds, on_event, limits)
+        if sent is None:
+            result.error = "the sandbox did not read its job in time"
+        else:  # sent or not, its stderr and exit status tell what happened
+            _pump(proc, result, job["nonce"], deadline, on_event, limits)
         if result.timed_out or result.stopped or result.error:
             _kill(proc, info_r)
         try:
-            proc.wait(timeout=max(1.0, started + deadline_seconds + 5 - time.monotonic()))
+            proc.wait(timeout=max(1.0, deadline + 5 - time.monotonic()))
         except subprocess.TimeoutExpired:
             result.timed_out = True
             _kill(proc, info_r)
     finally:
         if proc.returncode is None:
             _kill(proc, info_r)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-        if info_r >= 0:
-            os.close(info_r)
+        box.close()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     result.exit_code = proc.returncode
     result.seconds = time.monotonic() - started
     return result
+
+
+def _send(proc: subprocess.Popen[bytes], payload: bytes, deadline: float) -> bool | None:
+    """Write the job to the launcher's stdin, then close it.
+
+    True when written, False when the sandbox exited before reading it all,
+    None when it did not read it by `deadline`. A pipe (not a file) so that a
+    spare started before its job was known can receive it.
+    """
+    assert proc.stdin is not None
+    fd = proc.stdin.fileno()
+    view = memoryview(payload)
+    try:
+        os.set_blocking(fd, False)
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_WRITE)
+            while view:
+                try:
+                    view = view[os.write(fd, view) :]
+                    continue
+                except BlockingIOError:
+                    pass
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                sel.select(left)
+        return True
+    except BrokenPipeError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Launch:
+    """How to start a confined sandbox: everything that shapes its command line
+    except the per-spawn ``--info-fd`` number. Equal launches make
+    interchangeable sandboxes (the job, sent later, carries the rest)."""
+
+    prefix: tuple[str, ...]
+    bwrap: tuple[str, ...]
+    popen: dict[str, Any] = field(hash=False)
+
+    def start(self) -> _Box:
+        """Start bwrap and the launcher; it waits for its job on stdin."""
+        info_r, info_w = os.pipe()
+        try:
+            os.set_blocking(info_r, False)
+            proc = subprocess.Popen(
+                [*self.prefix, *_with_info_fd(self.bwrap, info_w)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+                process_group=0,
+                pass_fds=(info_w,),
+                **self.popen,
+            )
+        except BaseException:
+            os.close(info_r)
+            raise
+        finally:
+            os.close(info_w)
+        return _Box(proc, info_r)
+
+
+@dataclass(eq=False, slots=True)
+class _Box:
+    """A started sandbox (or unconfined launcher) and our ends of its pipes."""
+
+    proc: subprocess.Popen[bytes]
+    info_r: int
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        """Close our ends of its pipes (it must have exited or been killed)."""
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        if self.info_r >= 0:
+            os.close(self.info_r)
+            self.info_r = -1
+
+    def discard(self) -> None:
+        """Kill it (with everything inside) and close its pipes."""
+        try:
+            _kill(self.proc, self.info_r)
+        finally:
+            self.close()
+
+
+class _SparePool:
+    """Sandboxes started ahead of need, so a run skips bwrap and launcher start-up.
+
+    A spare's launcher blocks reading its job before it knows the nonce or the
+    code, so an unused spare is exactly as isolated as a sandbox started on
+    demand; each is used for one run only. Spares are started by one long-lived
+    daemon thread: bwrap's ``--die-with-parent`` fires when the *thread* that
+    started it exits, so they must not come from a short-lived thread. Only the
+    launch of the latest `take` is kept warm; a different one replaces them.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._after_fork)
+        atexit.register(self.close)
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._launch: _Launch | None = None
+        self._want = 0
+        self._idle: list[_Box] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's spares (they are not our
+        children) without touching them, but close our copies of their pipes."""
+        if self._pid == os.getpid():
+            return
+        idle, self._idle = self._idle, []
+        for box in idle:
+            box.close()
+        self._reset()
+
+    def take(self, launch: _Launch, want: int) -> _Box | None:
+        """A ready spare for `launch` (or None), and keep `want` of them started."""
+        self._after_fork()
+        stale: list[_Box] = []
+        box = None
+        with self._cond:
+            if self._closed:
+                return None
+            if launch != self._launch:
+                stale, self._idle = self._idle, []
+                self._launch = launch
+            self._want = want
+            while box is None and self._idle:
+                candidate = self._idle.pop(0)
+                if candidate.alive():
+                    box = candidate
+                else:
+                    stale.append(candidate)
+            while len(self._idle) > want:
+                stale.append(self._idle.pop())
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._refill, name="sandbox-spares", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        for old in stale:
+            old.discard()
+        return box
+
+    def pids(self) -> set[int]:
+        self._after_fork()
+        with self._cond:
+            return {box.proc.pid for box in self._idle}
+
+    def close(self) -> None:
+        """Kill the idle spares and start no more (at exit)."""
+        self._after_fork()
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for box in idle:
+            box.discard()
+
+    def _refill(self) -> None:
+        """The spare-starting thread: lives as long as the process."""
+        while True:
+            with self._cond:
+                while not self._closed and (self._launch is None or len(self._idle) >= self._want):
+                    self._cond.wait()
+                launch = self._launch
+                if self._closed or launch is None:
+                    return
+            try:
+                box = launch.start()
+            except Exception:  # fds, processes, memory: try again later, never spin
+                with self._cond:
+                    self._cond.wait(_SPARE_BACKOFF)
+                continue
+            with self._cond:
+                keep = not self._closed and launch == self._launch and len(self._idle) < self._want
+                if keep:
+                    self._idle.append(box)
+            if not keep:
+                with contextlib.suppress(OSError):  # this thread must outlive any failure
+                    box.discard()
+
+
+_SPARE_BACKOFF = 1.0
+_POOL = _SparePool()
+
+
+def spare_pids() -> set[int]:
+    """Host pids (bwrap's) of the idle spare sandboxes of this process."""
+    return _POOL.pids()
 
 
 def _pump(
