@@ -83,5 +83,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    from tests.conftest import free_port as pick
+
+    return pick()
+
+
 def cores() -> int:
     return os.cpu_count() or 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEFAULT_DATA, cores, load_pairs, median, service
+from _common import DEFAULT_DATA, RESULTS, cores, free_port, load_pairs, median, service
 
 
 def math_verify_one(pair: tuple[str, str]) -> bool:
@@ -51,8 +52,9 @@ def bench_math_verify(pairs: list[tuple[str, str]], processes: int) -> tuple[flo
 
 def bench_service(
     pairs: list[tuple[str, str]], warm_runs: int
-) -> tuple[float, float, list[bool | None]]:
-    """(cold seconds, median warm seconds, verdicts) from a fresh service process."""
+) -> tuple[float, float, list[bool | None], bytes]:
+    """(cold seconds, median warm seconds, verdicts, warm answer) from a fresh
+    service process. Client timings include decoding the JSON answer."""
     with service(workers=2) as api:
         items = [{"response": r, "reference": g} for r, g in pairs]
         with httpx.Client(base_url=api.url, timeout=600) as client:
@@ -60,15 +62,64 @@ def bench_service(
             client.post("/v1/verify", json={"response": "\\boxed{x+1}", "reference": "1+x"})
             started = time.perf_counter()
             reply = client.post("/v1/verify/batch", json={"items": items})
+            cold = reply.json()["results"]
             cold_s = time.perf_counter() - started
             reply.raise_for_status()
-            cold = reply.json()["results"]
             warm = []
             for _ in range(warm_runs):
                 started = time.perf_counter()
-                client.post("/v1/verify/batch", json={"items": items}).raise_for_status()
+                answer = client.post("/v1/verify/batch", json={"items": items})
+                answer.json()
                 warm.append(time.perf_counter() - started)
-    return cold_s, median(warm), [r["correct"] for r in cold]
+                answer.raise_for_status()
+    return cold_s, median(warm), [r["correct"] for r in cold], answer.content
+
+
+FLOOR_APP = """
+from pathlib import Path
+
+BODY = Path(__file__).with_suffix(".json").read_bytes()
+HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+"""
+
+
+def transport_floor(items: list[dict[str, str]], answer: bytes, runs: int) -> float:
+    """Median seconds of the same POST (same client code, same body) to a
+    do-nothing uvicorn app that returns the service's own warm answer: what
+    JSON encoding, HTTP and decoding cost before any verification."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "floor_app.py").write_text(FLOOR_APP)
+    (RESULTS / "floor_app.json").write_bytes(answer)
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(RESULTS)]
+    command += ["--port", str(port), "--log-level", "error"]
+    server = subprocess.Popen(command)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for _ in range(100):
+                try:
+                    client.get("/")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            times = []
+            for _ in range(runs + 1):
+                started = time.perf_counter()
+                client.post("/v1/verify/batch", json={"items": items}).json()
+                times.append(time.perf_counter() - started)
+        return median(times[1:])
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def agreement(results: list[bool | None], labels: list[bool]) -> float:
@@ -91,33 +142,44 @@ def main() -> None:
     n = len(pairs)
     print(f"{n} pairs from {args.data.name}, {cores()} cores, {args.rounds} rounds (medians)")
 
-    mv1_t, mv2_t, cold_t, warm_t = [], [], [], []
+    mv1_t, mv2_t, cold_t, warm_t, floor_t = [], [], [], [], []
     mv1: list[bool] = []
     ours: list[bool | None] = []
     for round_no in range(args.rounds):
         seconds, mv1 = bench_math_verify(pairs, 1)
         mv1_t.append(seconds)
         mv2_t.append(bench_math_verify(pairs, 2)[0])
-        cold_s, warm_s, ours = bench_service(pairs, args.warm_runs)
+        cold_s, warm_s, ours, answer = bench_service(pairs, args.warm_runs)
         cold_t.append(cold_s)
         warm_t.append(warm_s)
+        items = [{"response": r, "reference": g} for r, g in pairs]
+        floor_t.append(transport_floor(items, answer, args.warm_runs))
         print(
             f"  round {round_no + 1}: math-verify 1p {mv1_t[-1]:.3f} s, 2p {mv2_t[-1]:.3f} s; "
-            f"service cold {cold_s:.3f} s, warm {warm_s * 1000:.1f} ms"
+            f"service cold {cold_s:.3f} s, warm {warm_s * 1000:.1f} ms; "
+            f"transport floor {floor_t[-1] * 1000:.1f} ms"
         )
 
-    mv1_s, mv2_s, cold_s, warm_s = (median(t) for t in (mv1_t, mv2_t, cold_t, warm_t))
+    mv1_s, mv2_s, cold_s, warm_s, floor_s = (
+        median(t) for t in (mv1_t, mv2_t, cold_t, warm_t, floor_t)
+    )
     rows = [
         ("math-verify, 1 process", mv1_s),
         ("math-verify, 2-process pool", mv2_s),
         ("rlvr-verifier batch, cold", cold_s),
         ("rlvr-verifier batch, warm", warm_s),
+        ("transport floor (no-op server)", floor_s),
     ]
     print(f"{'':32} {'seconds':>9} {'items/s':>10}")
     for name, seconds in rows:
         print(f"{name:32} {seconds:9.3f} {n / seconds:10.1f}")
     print(f"cold vs math-verify 2-process pool: {mv2_s / cold_s:.1f}x faster (target >= 3x)")
     print(f"warm vs math-verify 2-process pool: {mv2_s / warm_s:.1f}x faster (target >= 50x)")
+    print(
+        f"  the same request to a server that does nothing takes {floor_s * 1000:.1f} ms "
+        f"({mv2_s / floor_s:.1f}x math-verify's time): the client's JSON encoding, HTTP and "
+        f"decoding; the service adds {max(warm_s - floor_s, 0) * 1000:.1f} ms"
+    )
     print(f"cold vs math-verify 1 process: {mv1_s / cold_s:.1f}x faster")
     print(
         f"agreement with Qwen labels: rlvr-verifier {agreement(ours, labels):.2%}, "
