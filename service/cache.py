@@ -226,8 +226,10 @@ class VerdictCache:
                 found[key] = verdict
             else:
                 missing.append(key)
-        metrics.CACHE_REQUESTS.labels("memory", "hit").inc(len(found))
-        metrics.CACHE_REQUESTS.labels("memory", "miss").inc(len(missing))
+        if found:
+            metrics.child(metrics.CACHE_REQUESTS, "memory", "hit").inc(len(found))
+        if missing:
+            metrics.child(metrics.CACHE_REQUESTS, "memory", "miss").inc(len(missing))
         client = self._redis_usable()
         if not missing or client is None:
             return found

@@ -6,7 +6,9 @@ Under several uvicorn worker processes set ``PROMETHEUS_MULTIPROC_DIR``;
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -212,3 +214,10 @@ FEEDBACK_LABELS = Counter(
     "Feedback labels by result (tp, fp, tn, fn, abstain, unknown, duplicate).",
     ["result"],
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def child(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once: prometheus-client validates and
+    locks on every `labels` call, and the request path makes about ten."""
+    return metric.labels(*values)

@@ -147,8 +147,8 @@ def observe(endpoint: str, scope: Scope, status: int, began: float, access: bool
     """HTTP metrics and (when `access`) the access-log line of a finished request."""
     method = scope["method"]
     elapsed = time.perf_counter() - began
-    metrics.HTTP_REQUESTS.labels(endpoint, method, str(status)).inc()
-    metrics.HTTP_LATENCY.labels(endpoint, method).observe(elapsed)
+    metrics.child(metrics.HTTP_REQUESTS, endpoint, method, str(status)).inc()
+    metrics.child(metrics.HTTP_LATENCY, endpoint, method).observe(elapsed)
     if access:
         path = scope["path"]
         access_log.info(

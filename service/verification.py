@@ -153,7 +153,7 @@ class VerificationService:
             verdicts, cached_keys, finished = await self._resolve(plans, started)
         finally:
             metrics.INFLIGHT_ITEMS.dec(len(items))
-        metrics.ITEMS.labels(endpoint).inc(len(items))
+        metrics.child(metrics.ITEMS, endpoint).inc(len(items))
         results = []
         new_ids = _new_ids(sum(1 for item in items if not item.id))
         outcomes: Counter[tuple[str, str, str]] = Counter()
@@ -177,9 +177,9 @@ class VerificationService:
             new_id = "" if item.id else next(new_ids)
             results.append(_result(item, verdict, cached, (done - started) * 1000, new_id))
         for labels, count in outcomes.items():
-            metrics.VERDICTS.labels(*labels).inc(count)
+            metrics.child(metrics.VERDICTS, *labels).inc(count)
         for flag, count in flag_counts.items():
-            metrics.GUARD_FLAGS.labels(flag).inc(count)
+            metrics.child(metrics.GUARD_FLAGS, flag).inc(count)
         await self.estimator.record(items, results, plans)
         if any(item.options.reward == "corrected" for item in items):
             corrections = await self.estimator.corrections()
@@ -208,8 +208,10 @@ class VerificationService:
             else:
                 verdict, math = hit
                 plans.append(Plan(request, _EXACT_HIT, "off", verdict=verdict, math=math))
-        metrics.CACHE_REQUESTS.labels("exact", "hit").inc(len(items) - len(missing))
-        metrics.CACHE_REQUESTS.labels("exact", "miss").inc(len(missing))
+        if len(missing) < len(items):
+            metrics.child(metrics.CACHE_REQUESTS, "exact", "hit").inc(len(items) - len(missing))
+        if missing:
+            metrics.child(metrics.CACHE_REQUESTS, "exact", "miss").inc(len(missing))
         if len(missing) >= PARALLEL_PLAN_MIN:
             fresh = iter(await self.cascade.plan_many(missing))
         else:  # single items and small batches: planned together with concurrent ones
@@ -247,7 +249,7 @@ class VerificationService:
         async def run() -> Verdict:
             began = time.perf_counter()
             verdict = await self.cascade.execute(plan)
-            metrics.STAGE_LATENCY.labels(verdict.stage).observe(time.perf_counter() - began)
+            metrics.child(metrics.STAGE_LATENCY, verdict.stage).observe(time.perf_counter() - began)
             return verdict
 
         verdict, shared = await self.cache.single_flight(key, run)

@@ -103,7 +103,9 @@ def _digest(*parts: Any) -> str:
 
 #: Batches at least this large are planned in the worker processes (all cores).
 PARALLEL_PLAN_MIN = 64
-#: Upper bounds of one planning task sent to a worker.
+#: Bounds of one planning task sent to a worker (fewer, larger tasks for small
+#: batches: each task is a pipe round trip and two thread hand-offs).
+_CHUNK_MIN_ITEMS = 32
 _CHUNK_ITEMS = 256
 _CHUNK_CHARS = 4_000_000
 #: Deadline of one planning task; planning is linear, so this is only a safety net.
@@ -161,7 +163,7 @@ def warm_up() -> None:
 
 def _chunks(requests: Sequence[VerifyRequest], parts: int) -> list[Sequence[VerifyRequest]]:
     """Consecutive chunks, about `parts` of them, each within the item and size bounds."""
-    size = max(16, min(_CHUNK_ITEMS, -(-len(requests) // max(1, parts))))
+    size = max(_CHUNK_MIN_ITEMS, min(_CHUNK_ITEMS, -(-len(requests) // max(1, parts))))
     chunks: list[Sequence[VerifyRequest]] = []
     start = 0
     chars = 0
