@@ -52,8 +52,9 @@ def unique_items(
 
 
 @contextmanager
-def service(workers: int = 2, **env: str) -> Iterator[Any]:
-    """A real service process (uvicorn, in-memory cache, judge off) for the block."""
+def service(workers: int = 2, http_workers: int = 1, **env: str) -> Iterator[Any]:
+    """A real service (uvicorn, in-memory cache, judge off) for the block:
+    `http_workers` uvicorn processes, each with `workers` math workers."""
     from tests.conftest import start_service
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -61,7 +62,7 @@ def service(workers: int = 2, **env: str) -> Iterator[Any]:
         "VERIFIER_WORKERS": str(workers),
         **{f"VERIFIER_{k.upper()}": v for k, v in env.items()},
     }
-    process = start_service(settings, RESULTS)
+    process = start_service(settings, RESULTS, http_workers)
     try:
         yield process
     finally:

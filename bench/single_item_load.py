@@ -1,8 +1,9 @@
 """Single-item traffic under load: one sample per POST /v1/verify, many in flight.
 
 This is how most trainers call a reward service (OpenRLHF, slime, verl's
-reward loop: one request per rollout). Against a real service process (2 math
-workers, in-memory cache, judge off) it measures:
+reward loop: one request per rollout). Against a real service (in-memory cache,
+judge off), once per `--http-workers` setting (uvicorn processes, i.e.
+`rlvr-verifier serve --workers N`, each with 2 math workers), it measures:
 
 1. closed-loop throughput and p50/p99 latency at increasing concurrency
    (connections in flight), with `wrk` as the load generator:
@@ -19,6 +20,7 @@ Targets (2 cores): cached p99 < 20 ms at 200 requests/s; uncached at 500 in
 flight >= half the batch endpoint's items/s.
 
     .venv/bin/python bench/single_item_load.py [--duration 5] [--concurrency 50,200,500,1000]
+        [--http-workers 1,2]
 
 `wrk` is not installed by this script (Debian/Ubuntu: `apt-get install wrk`);
 without it the closed-loop part falls back to the asyncio client, which is
@@ -229,6 +231,11 @@ def main() -> None:
     parser.add_argument("--concurrency", default="50,200,500,1000", help="requests in flight")
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop requests/s")
     parser.add_argument("--batch-items", type=int, default=4000, help="uncached batch size")
+    parser.add_argument(
+        "--http-workers",
+        default="1,2",
+        help="uvicorn processes to measure (`serve --workers N`), each with 2 math workers",
+    )
     args = parser.parse_args()
     levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
 
@@ -247,12 +254,32 @@ def main() -> None:
     cached_file = RESULTS / "single_item_cached.txt"
     write_bodies(unique_file, real, unique=True)
     write_bodies(cached_file, real, unique=False)
+    for http_workers in [int(x) for x in args.http_workers.split(",") if x.strip()]:
+        print(f"\n== serve --workers {http_workers} (uvicorn processes), 2 math workers each ==")
+        measure(args, levels, pairs, real, wrk, script, unique_file, cached_file, http_workers)
 
-    with service(workers=2) as api, httpx.Client(base_url=api.url, timeout=600) as client:
-        client.post("/v1/verify", json={"response": "\\boxed{x+1}", "reference": "1+x"})
+
+def measure(
+    args: argparse.Namespace,
+    levels: list[int],
+    pairs: list[tuple[str, str, bool]],
+    real: list[dict[str, Any]],
+    wrk: str | None,
+    script: Path,
+    unique_file: Path,
+    cached_file: Path,
+    http_workers: int,
+) -> None:
+    with (
+        service(workers=2, http_workers=http_workers) as api,
+        httpx.Client(base_url=api.url, timeout=600) as client,
+    ):
+        for _ in range(2 * http_workers):  # reach every process's workers
+            client.post("/v1/verify", json={"response": "\\boxed{x+1}", "reference": "1+x"})
         # Baselines from this run: the same kind of items as one batch.
         batch_uncached = batch_rate(client, unique_items(pairs, args.batch_items, start=10**9))
-        batch_rate(client, real)  # fills the cache with the real pairs
+        for _ in range(http_workers):  # fills every process's cache with the real pairs
+            batch_rate(client, real)
         batch_cached = batch_rate(client, real)
         print(
             f"batch endpoint: uncached {batch_uncached:,.0f} items/s "
@@ -262,7 +289,7 @@ def main() -> None:
         rows = []
         for mode in ("uncached", "cached"):
             for level in levels:
-                tag = f"{mode[0]}{level}-{time.time_ns()}"
+                tag = f"{mode[0]}{level}-{http_workers}-{time.time_ns()}"
                 if wrk:
                     bodies = unique_file if mode == "uncached" else cached_file
                     stats = run_wrk(api.url, bodies, script, mode, tag, level, args.duration)

@@ -146,7 +146,9 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_service(env: dict[str, str], log_dir: Path) -> ServiceProcess:
+def start_service(env: dict[str, str], log_dir: Path, http_workers: int = 1) -> ServiceProcess:
+    """`rlvr-verifier serve` with these VERIFIER_* settings (and `http_workers`
+    uvicorn processes), started and healthy."""
     port = free_port()
     log_path = log_dir / f"service-{port}.log"
     full_env = {
@@ -170,6 +172,8 @@ def start_service(env: dict[str, str], log_dir: Path) -> ServiceProcess:
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(http_workers),
         ],
         cwd=ROOT,
         env=full_env,
