@@ -11,7 +11,8 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from service import metrics
@@ -147,12 +148,35 @@ class VerificationService:
         """Verify items; results in input order; identical work computed once."""
         started = time.perf_counter()
         metrics.INFLIGHT_ITEMS.inc(len(items))
+        resolving: list[asyncio.Future[_Resolved]] = []
+
+        def execute(plans: list[Plan]) -> None:
+            # Planned items start executing (cache, sympy, sandbox, judge) at once,
+            # while the rest of a large batch is still being planned.
+            if any(plan.key is not None for plan in plans):
+                resolving.append(asyncio.ensure_future(self._resolve(plans)))
+
         try:
-            plans, exact_keys = await self._plan(items)
+            try:
+                plans, exact_keys = await self._plan(items, execute)
+            except BaseException:
+                for task in resolving:
+                    task.cancel()
+                raise
             planned = time.perf_counter()
-            verdicts, cached_keys, finished = await self._resolve(plans, started)
+            parts = await asyncio.gather(*resolving)
         finally:
             metrics.INFLIGHT_ITEMS.dec(len(items))
+        verdicts: dict[str, Verdict] = {}
+        cached_keys: set[str] = set()
+        computed: set[str] = set()
+        finished: dict[str, float] = {}
+        for part in parts:
+            verdicts.update(part.verdicts)
+            cached_keys |= part.cached
+            computed |= part.computed
+            finished.update(part.finished)
+        cached_keys -= computed  # shared between this batch's own chunks: not a cache hit
         metrics.child(metrics.ITEMS, endpoint).inc(len(items))
         results = []
         new_ids = _new_ids(sum(1 for item in items if not item.id))
@@ -188,12 +212,15 @@ class VerificationService:
                     apply_correction(result, corrections)
         return results
 
-    async def _plan(self, items: list[VerifyItem]) -> tuple[list[Plan], list[str]]:
+    async def _plan(
+        self, items: list[VerifyItem], execute: Callable[[list[Plan]], None]
+    ) -> tuple[list[Plan], list[str]]:
         """Plans in input order, and each request's exact-pair cache key.
 
         A request seen before comes straight from the exact-pair cache (route
         `_EXACT_HIT`, no guards, no extraction); the rest are planned by the
-        cascade (in the worker processes when there are many).
+        cascade (in the worker processes when there are many), and each group
+        of fresh plans goes to `execute` as soon as it exists.
         """
         policy = self.cascade.policy
         requests = [self.to_request(item) for item in items]
@@ -213,24 +240,26 @@ class VerificationService:
         if missing:
             metrics.child(metrics.CACHE_REQUESTS, "exact", "miss").inc(len(missing))
         if len(missing) >= PARALLEL_PLAN_MIN:
-            fresh = iter(await self.cascade.plan_many(missing))
-        else:  # single items and small batches: planned together with concurrent ones
-            fresh = iter(await self._planner.run(missing) if missing else [])
+            fresh = iter(await self.cascade.plan_many(missing, on_planned=execute))
+        elif missing:  # single items and small batches: planned together with concurrent ones
+            fresh_plans = await self._planner.run(missing)
+            execute(fresh_plans)
+            fresh = iter(fresh_plans)
+        else:
+            fresh = iter([])
         return [plan if plan is not None else next(fresh) for plan in plans], keys
 
     async def _plan_coalesced(self, requests: list[VerifyRequest]) -> list[Plan]:
         return await self.cascade.plan_many(requests, parallel_min=_COALESCED_PARALLEL_MIN)
 
-    async def _resolve(
-        self, plans: list[Plan], started: float
-    ) -> tuple[dict[str, Verdict], set[str], dict[str, float]]:
+    async def _resolve(self, plans: list[Plan]) -> _Resolved:
+        """Verdicts for the plans that still need one: cache, else computed once."""
         unique = {plan.key: plan for plan in plans if plan.key is not None}
-        if not unique:
-            return {}, set(), {}
         verdicts = await self.cache.get_many(unique)
         cached_keys = set(verdicts)
         now = time.perf_counter()
         finished = dict.fromkeys(cached_keys, now)
+        computed: set[str] = set()
         to_compute = [(key, plan) for key, plan in unique.items() if key not in verdicts]
         if to_compute:
             outcomes = await asyncio.gather(*(self._compute(k, p) for k, p in to_compute))
@@ -242,8 +271,9 @@ class VerificationService:
                     cached_keys.add(key)
                 else:
                     fresh[key] = verdict
+                    computed.add(key)
             await self.cache.put_many(fresh)
-        return verdicts, cached_keys, finished
+        return _Resolved(verdicts, cached_keys, computed, finished)
 
     async def _compute(self, key: str, plan: Plan) -> tuple[Verdict, bool, float]:
         async def run() -> Verdict:
@@ -259,6 +289,16 @@ class VerificationService:
     def update_saturation(self) -> None:
         metrics.POOL_QUEUE.set(self.pool.queue_depth)
         metrics.POOL_BUSY.set(self.pool.busy_workers)
+
+
+@dataclass(slots=True)
+class _Resolved:
+    """What `_resolve` found for one group of plans."""
+
+    verdicts: dict[str, Verdict]
+    cached: set[str]  # served by the cache or by a concurrent computation
+    computed: set[str]  # computed here
+    finished: dict[str, float]  # perf_counter time each verdict was ready
 
 
 def _result(

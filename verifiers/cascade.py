@@ -205,7 +205,11 @@ class Cascade:
         return PlanPolicy(self.judge is not None, self.judge_version, self.default_judge_mode)
 
     async def plan_many(
-        self, requests: Sequence[VerifyRequest], *, parallel_min: int = PARALLEL_PLAN_MIN
+        self,
+        requests: Sequence[VerifyRequest],
+        *,
+        parallel_min: int = PARALLEL_PLAN_MIN,
+        on_planned: Callable[[list[Plan]], None] | None = None,
     ) -> list[Plan]:
         """`plan` for every request, in order, without blocking the event loop.
 
@@ -213,18 +217,27 @@ class Cascade:
         are cut into chunks that the worker processes plan in parallel (guards
         and extraction are pure Python, so this is what uses every core); a
         chunk whose worker fails is planned here in a thread instead.
+        `on_planned` sees each chunk's plans as soon as they exist, so the
+        caller can start executing them while later chunks are still planned.
         """
         if len(requests) < parallel_min:
-            return [self.plan(request) for request in requests]
+            plans = [self.plan(request) for request in requests]
+            if on_planned is not None:
+                on_planned(plans)
+            return plans
         policy = self.policy
         chunks = _chunks(requests, 4 * self.pool.size)
 
         async def run(chunk: Sequence[VerifyRequest]) -> list[Plan]:
             outcome = await self.pool.run(plan_rows, policy, chunk, timeout=_CHUNK_TIMEOUT_S)
-            if not outcome.ok:
-                return await asyncio.to_thread(lambda: [self.plan(r) for r in chunk])
-            rows: list[PlanRow] = outcome.value
-            return [Plan(request, *row) for request, row in zip(chunk, rows, strict=True)]
+            if outcome.ok:
+                rows: list[PlanRow] = outcome.value
+                plans = [Plan(request, *row) for request, row in zip(chunk, rows, strict=True)]
+            else:
+                plans = await asyncio.to_thread(lambda: [self.plan(r) for r in chunk])
+            if on_planned is not None:
+                on_planned(plans)
+            return plans
 
         planned = await asyncio.gather(*(run(chunk) for chunk in chunks))
         return [plan for chunk_plans in planned for plan in chunk_plans]
