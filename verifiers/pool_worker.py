@@ -10,13 +10,14 @@ A preloaded module's ``warm_up()`` function, when it has one, runs once at start
 from __future__ import annotations
 
 import contextlib
-import gc
 import importlib
 import multiprocessing.connection
 import resource
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from verifiers.heap import settle_heap
 
 READY = "ready"
 
@@ -37,10 +38,7 @@ def _worker_main(
             # Lazy initialisation (parsers, caches) happens here, not in the first task.
             with contextlib.suppress(Exception):
                 warm_up()
-    # Imported modules and warm-up caches live as long as the process: move them
-    # out of the collector's generations so collections only scan task garbage.
-    gc.collect()
-    gc.freeze()
+    settle_heap()  # imported modules and warm caches are never collected again
     # Tell the pool we are ready: task deadlines start after start-up, so a
     # freshly spawned worker's imports never count against a task.
     conn.send(READY)

@@ -53,3 +53,19 @@ def test_objects_crossing_to_workers_pickle_positionally_and_round_trip() -> Non
     for obj in objects:
         assert type(obj).__reduce__(obj)[0] is type(obj)
         assert pickle.loads(pickle.dumps(obj, protocol=5)) == obj
+
+
+def test_settle_heap_freezes_start_up_objects_and_makes_full_collections_rarer() -> None:
+    import gc
+
+    from verifiers.heap import THRESHOLDS, settle_heap
+
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_threshold() == THRESHOLDS
+        assert gc.get_freeze_count() > 1000
+        assert THRESHOLDS[2] > 10  # rarer than the default full collection
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
