@@ -27,6 +27,15 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from service.settings import Settings
+
+    if args.workers > 1 and not Settings().redis_url:
+        print(
+            f"warning: {args.workers} worker processes without VERIFIER_REDIS_URL: jobs, "
+            "feedback records and caches stay inside the process that made them, so a job "
+            "polled on another process is not found; set VERIFIER_REDIS_URL to share them",
+            file=sys.stderr,
+        )
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # prometheus-client's multiprocess mode: every worker writes here and
         # /metrics aggregates, so counters are not per-process.

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import start_service
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -119,3 +121,15 @@ def test_batch_through_a_running_service(tmp_path: Path, service_factory) -> Non
     assert [(r["id"], r["correct"]) for r in results] == _expected(12)
     refused = run_cli("batch", str(source), "-o", str(tmp_path / "x.jsonl"), "--url", api.url)
     assert refused.returncode != 0 and "401" in refused.stderr
+
+
+def test_serve_with_two_processes_works_and_warns_without_redis(tmp_path: Path) -> None:
+    service = start_service({}, tmp_path, http_workers=2)
+    try:
+        with service.client() as client:
+            for _ in range(4):  # likely to reach both processes
+                reply = client.post("/v1/verify", json={"response": "\\boxed{2}", "reference": "2"})
+                assert reply.status_code == 200 and reply.json()["correct"] is True
+    finally:
+        service.stop()
+    assert "2 worker processes without VERIFIER_REDIS_URL" in service.log()
