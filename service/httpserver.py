@@ -6,7 +6,8 @@ trickles a header line now and then (slowloris), stays open forever and holds
 a file descriptor. Here a connection must deliver complete request headers
 within ``VERIFIER_BODY_TIMEOUT_S`` of being opened (or of its previous
 response), else it is closed. The body then has its own deadline
-(`service.app.BodyLimitMiddleware`, 408).
+(`service.middleware.BodyLimitMiddleware` and, for the verify routes,
+`service.fast_path`: 408).
 """
 
 from __future__ import annotations
