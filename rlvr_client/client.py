@@ -1,4 +1,5 @@
-"""Typed HTTP clients for the verification service (standard library + httpx only).
+"""Typed HTTP clients for the verification service (standard library + httpx only;
+orjson, when installed, decodes answers about 3x faster).
 
 `VerifierClient` (blocking) and `AsyncVerifierClient` (asyncio) share one
 contract:
@@ -20,6 +21,7 @@ constructor is not given a URL or key.
 from __future__ import annotations
 
 import asyncio
+import json as _stdjson
 import os
 import random
 import time
@@ -29,6 +31,11 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+
+try:  # optional: large answers decode in a fraction of the time
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    _orjson = None  # type: ignore[assignment]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "RLVR_VERIFIER_URL"
@@ -204,8 +211,24 @@ def _error_from(response: httpx.Response) -> VerifierHTTPError:
     )
 
 
+def _body(payload: Any) -> dict[str, Any]:
+    """httpx request arguments for a JSON body, encoded once for every attempt:
+    the JSON text httpx's ``json=`` sends (NaN and infinities are refused, which
+    orjson would turn into null silently, so encoding stays with the standard
+    library)."""
+    if payload is None:
+        return {}
+    text = _stdjson.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return {"content": text.encode(), "headers": {"content-type": "application/json"}}
+
+
 def _json(response: httpx.Response) -> Any:
     try:
+        if _orjson is not None:
+            try:
+                return _orjson.loads(response.content)
+            except _orjson.JSONDecodeError:
+                pass  # what orjson refuses (lone surrogates, ...) the standard library may take
         return response.json()
     except ValueError as exc:
         raise VerifierError(
@@ -326,10 +349,11 @@ class VerifierClient(_Base):
         an answer.
         """
         last: Exception | None = None
+        body = _body(json)
         for attempt in range(self.retry.retries + 1):
             retry_after = None
             try:
-                response = self._http.request(method, path, json=json)
+                response = self._http.request(method, path, **body)
             except httpx.TransportError as exc:
                 last = exc
             else:
@@ -451,11 +475,12 @@ class AsyncVerifierClient(_Base):
     async def request(self, method: str, path: str, json: Any = None) -> Any:
         """As `VerifierClient.request`, without blocking the event loop."""
         last: Exception | None = None
+        body = _body(json)
         for attempt in range(self.retry.retries + 1):
             retry_after = None
             try:
                 async with self._slots:
-                    response = await self._http.request(method, path, json=json)
+                    response = await self._http.request(method, path, **body)
             except httpx.TransportError as exc:
                 last = exc
             else:

@@ -1,4 +1,5 @@
-"""rlvr_client stays light: importing it pulls in the standard library and httpx only."""
+"""rlvr_client stays light: importing it pulls in the standard library and httpx only
+(and orjson when it happens to be installed; the client works without it)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ HTTPX_STACK = {
     "markdown_it",
     "mdurl",
 }
+#: Used when installed, never required.
+OPTIONAL = {"orjson"}
 FORBIDDEN = {
     "sympy",
     "fastapi",
@@ -65,7 +68,55 @@ def test_import_pulls_only_stdlib_and_httpx() -> None:
     assert not loaded & FORBIDDEN, loaded & FORBIDDEN
     third_party = {
         name
-        for name in loaded - set(sys.stdlib_module_names) - HTTPX_STACK - {"rlvr_client"}
+        for name in loaded - set(sys.stdlib_module_names) - HTTPX_STACK - OPTIONAL - {"rlvr_client"}
         if not name.startswith("_") and name not in sys.builtin_module_names
     }
     assert not third_party, f"rlvr_client imported {sorted(third_party)}"
+
+
+WITHOUT_ORJSON = """
+import json, sys
+sys.modules["orjson"] = None  # as if it were not installed
+sys.path.insert(0, {root!r})
+import httpx
+from rlvr_client import client
+assert client._orjson is None
+payload = {{"items": [{{"response": "\u00e9 boxed", "reference": "2"}}]}}
+expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+assert client._body(payload)["content"] == expected
+request = httpx.Request("GET", "http://x")
+reply = httpx.Response(200, content=b'{{"correct": true}}', request=request)
+assert client._json(reply) == {{"correct": True}}
+print("ok")
+"""
+
+
+def test_the_client_works_without_orjson() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_ORJSON.format(root=str(ROOT))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_body_is_the_same_json_httpx_would_send() -> None:
+    from rlvr_client import client
+
+    payloads = [
+        {"items": [{"response": "é \\boxed{2}", "reference": "2", "id": None}]},
+        {"response": "x", "reference": "1", "options": {"tolerance": 1e-6}},
+        {"big": 2**70},
+    ]
+    for payload in payloads:
+        content = client._body(payload)["content"]
+        assert json.loads(content) == payload  # the same JSON value (1e-6 may read 1e-06)
+        assert b"\\u00e9" not in content  # UTF-8 text, as httpx sends it
+    try:
+        client._body({"tolerance": float("nan")})
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("NaN must be refused, as httpx's json= does")
