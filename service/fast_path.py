@@ -151,9 +151,10 @@ class VerifyFastPath:
         path: str = scope["path"]
         chunks: list[bytes] = []
         seen = 0
+        more = True
         try:
             async with asyncio.timeout(self.timeout_s):
-                while True:
+                while more and seen <= self.max_bytes:
                     message = await receive()
                     if message["type"] != "http.request":
                         return  # the client went away before its body arrived
@@ -161,16 +162,14 @@ class VerifyFastPath:
                     chunks.append(chunk)
                     seen += len(chunk)
                     more = message.get("more_body", False)
-                    if seen > self.max_bytes:  # the app's body limit answers (413)
-                        await app(scope, replay(chunks, not more, receive), send)
-                        return
-                    if not more:
-                        break
         except TimeoutError:
             message_text = f"request body not received within {self.timeout_s:g} s"
             extra = [(b"x-request-id", request_id.encode())]
             await send_error(send, 408, "request_timeout", message_text, close=True, headers=extra)
             observe(path, scope, 408, began, self.access)
+            return
+        if seen > self.max_bytes:  # the app's body limit answers (413)
+            await app(scope, replay(chunks, not more, receive), send)
             return
         body = b"".join(chunks)
         content = await self._answer(path, body)
