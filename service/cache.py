@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service import metrics
+from service.coalesce import Coalescer
 from verifiers.cascade import PlanPolicy, VerifyRequest
 from verifiers.guards import GUARDS_VERSION
 from verifiers.math import MathItem
@@ -142,6 +143,9 @@ class VerdictCache:
         self._retry_at = 0.0
         self._last_error = ""
         self._inflight: dict[str, asyncio.Future[Verdict]] = {}
+        # Concurrent requests' Redis reads and writes share round trips.
+        self._reader: Coalescer[str, bytes | None] = Coalescer(self._mget_together)
+        self._writer: Coalescer[tuple[str, bytes], None] = Coalescer(self._set_together)
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -234,7 +238,7 @@ class VerdictCache:
         if not missing or client is None:
             return found
         try:
-            values = await client.mget([self.prefix + k for k in missing])
+            values = await self._reader.run([self.prefix + k for k in missing])
             self._mark_up()
         except (RedisError, OSError) as exc:
             self._mark_down("get", exc)
@@ -263,13 +267,28 @@ class VerdictCache:
         if not storable or client is None:
             return
         try:
-            async with client.pipeline(transaction=False) as pipe:
-                for key, verdict in storable.items():
-                    pipe.set(self.prefix + key, orjson.dumps(verdict.to_dict()), ex=self.ttl_s)
-                await pipe.execute()
+            payloads = [(self.prefix + k, orjson.dumps(v.to_dict())) for k, v in storable.items()]
+            await self._writer.run(payloads)
             self._mark_up()
         except (RedisError, OSError) as exc:
             self._mark_down("set", exc)
+
+    async def _mget_together(self, keys: list[str]) -> list[bytes | None]:
+        """One MGET for the Redis reads of concurrent requests."""
+        if self._redis is None:
+            raise RedisError("the cache has no Redis client")
+        values = await self._redis.mget(keys) if keys else []
+        return [v.encode() if isinstance(v, str) else v for v in values]
+
+    async def _set_together(self, entries: list[tuple[str, bytes]]) -> list[None]:
+        """One pipeline for the Redis writes of concurrent requests."""
+        if self._redis is None:
+            raise RedisError("the cache has no Redis client")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, value in entries:
+                pipe.set(key, value, ex=self.ttl_s)
+            await pipe.execute()
+        return [None] * len(entries)
 
     async def single_flight(
         self, key: str, compute: Callable[[], Awaitable[Verdict]]

@@ -49,6 +49,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from service import metrics
+from service.coalesce import Coalescer
 from service.schemas import (
     ErrorRateGroup,
     FeedbackResponse,
@@ -288,6 +289,7 @@ class ErrorRateEstimator:
         self._last_error = ""
         # Counts not yet in Redis (all counts when there is no Redis): (bucket, field) -> n.
         self._pending: Counter[tuple[int, str]] = Counter()
+        self._flusher: Coalescer[dict[str, StoredVerdict], None] = Coalescer(self._flush_together)
         self._verdicts = _LocalVerdicts(settings.verdict_store_max_entries, self.ttl_s)
         self._domains: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -398,12 +400,28 @@ class ErrorRateEstimator:
 
     async def _flush(self, records: dict[str, StoredVerdict]) -> None:
         """Move pending counts (and new verdict records) to Redis when it answers;
-        otherwise keep counts pending and records in the in-process store."""
+        otherwise keep counts pending and records in the in-process store.
+
+        Concurrent requests' flushes share one pipeline (one round trip per
+        event-loop iteration, not per request); each caller still returns only
+        once its records are stored."""
+        if self._usable() is None:
+            for key, verdict in records.items():
+                self._verdicts.put(key, verdict)
+            return
+        await self._flusher.run([records])
+
+    async def _flush_together(self, groups: list[dict[str, StoredVerdict]]) -> list[None]:
+        records = {key: verdict for group in groups for key, verdict in group.items()}
         client = self._usable()
         if client is None:
             for key, verdict in records.items():
                 self._verdicts.put(key, verdict)
-            return
+            return [None] * len(groups)
+        await self._write(client, records)
+        return [None] * len(groups)
+
+    async def _write(self, client: aioredis.Redis, records: dict[str, StoredVerdict]) -> None:
         batch, self._pending = self._pending, Counter()
         try:
             async with client.pipeline(transaction=False) as pipe:
