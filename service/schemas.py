@@ -200,7 +200,7 @@ class HealthResponse(BaseModel):
     status: Literal["ok"] = Field(
         "ok", description="Always `ok` while the process serves.", examples=["ok"]
     )
-    version: str = Field(..., description="Verifier version.", examples=["0.1.0"])
+    version: str = Field(..., description="Verifier version.", examples=["0.2.0"])
 
 
 class ComponentState(BaseModel):

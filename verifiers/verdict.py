@@ -13,7 +13,7 @@ from typing import Any
 
 from verifiers.pickling import positional_pickle
 
-VERIFIER_VERSION = "0.1.0"
+VERIFIER_VERSION = "0.2.0"
 
 
 class Stage:

@@ -42,6 +42,10 @@ _FRAC_HALF_SHORT = re.compile(r"\\frac\s*\{([^{}]*)\}\s*(\d)")
 _FRAC_FIRST_SHORT = re.compile(r"\\frac\s*(\d)\s*\{")
 _SQRT_SHORT = re.compile(r"\\sqrt\s*(\d+|[a-zA-Z])")
 _SPACES = re.compile(r"\s+")
+#: ``\%`` (and any run of backslashes before ``%``, so one pass is enough).
+_ESCAPED_PERCENT = re.compile(r"\\+%")
+#: Every space except one between ``!``/``<``/``>`` and ``=`` (see `compact`).
+_DROPPABLE_SPACE = re.compile(r"(?<![!<>]) | (?!=)")
 # ``\\frac`` etc.: a string escaped twice (JSON inside a Python literal).
 _DOUBLE_ESCAPED = re.compile(
     r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|left|right|sqrt|begin|end|pi|cdot|times|le|leq|ge"
@@ -176,7 +180,7 @@ def _normalize_once(answer: str) -> str:
     if _DOUBLE_ESCAPED.search(s):
         s = s.replace("\\\\", "\\")
     s = s.replace("\\$", "").replace("$", "")
-    s = s.replace("\\%", "%")
+    s = _ESCAPED_PERCENT.sub("%", s)
     s = _THOUSANDS_THIN.sub(",", s).replace("{,}", ",")
     s = _PERCENT_WORD.sub("%", s)
     s = _strip_text_unit(s)
@@ -215,5 +219,10 @@ def _strip_text_unit(s: str) -> str:
 
 
 def compact(answer: str) -> str:
-    """Normal form with all spaces removed (for exact comparison)."""
-    return normalize_answer(answer).replace(" ", "")
+    """Normal form with the spaces removed (for exact comparison).
+
+    A space between ``!``, ``<`` or ``>`` and ``=`` stays: removing it would
+    write a relation the text did not contain (``5! = 120`` is not ``5 != 120``),
+    and compacting again would turn that into ``\\ne`` (compact must be idempotent).
+    """
+    return _DROPPABLE_SPACE.sub("", normalize_answer(answer))

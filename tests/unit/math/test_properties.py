@@ -118,3 +118,14 @@ def test_extraction_fast_on_100kb_hostile_input(pieces: list[str]) -> None:
 def test_extraction_never_raises(text: str) -> None:
     extract_final_answer(text)
     extract_reference(text)
+
+
+def test_compact_is_idempotent_on_found_counterexamples() -> None:
+    # Found by the property test above: removing the space wrote a relation
+    # (``! =`` -> ``!=`` -> ``\ne``), and backslash runs before ``%`` needed
+    # more than one pass.
+    for text in ("! =", "5! = 120", "x < = 3", "a > = b", "\\" * 5 + "%", "\\" * 6 + "%"):
+        once = compact(text)
+        assert compact(once) == once, text
+        assert normalize_answer(normalize_answer(text)) == normalize_answer(text), text
+    assert compact("5! = 120") != compact("5 \\ne 120")
