@@ -219,7 +219,11 @@ def _body(payload: Any) -> dict[str, Any]:
     if payload is None:
         return {}
     text = _stdjson.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return {"content": text.encode(), "headers": {"content-type": "application/json"}}
+    try:
+        content = text.encode()
+    except UnicodeEncodeError:  # lone surrogates (broken model output): send them escaped
+        content = _stdjson.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    return {"content": content, "headers": {"content-type": "application/json"}}
 
 
 def _json(response: httpx.Response) -> Any:

@@ -30,10 +30,12 @@ from collections.abc import Collection
 import orjson
 from fastapi import FastAPI
 from pydantic import TypeAdapter, ValidationError
+from redis.exceptions import RedisError
 
 from service import logs
 from service.errors import ApiError
 from service.middleware import (
+    REQUEST_ID_KEY,
     ASGIApp,
     Message,
     Receive,
@@ -115,17 +117,24 @@ class VerifyFastPath:
     async def serve(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
         """Answer the request, or pass it (body replayed) to the full `app`."""
         began = time.perf_counter()
-        content_type = authorization = None
-        declared = 0
+        # The first occurrence of each header, as Starlette reads them.
+        content_type = authorization = length = None
+        unusual = False
         for name, value in scope["headers"]:
             if name == b"content-type":
-                content_type = value
+                content_type = value if content_type is None else content_type
             elif name == b"authorization":
-                authorization = value
-            elif name == b"content-length":
-                declared = int(value) if value.isdigit() else 0
+                unusual = unusual or authorization is not None or not value.isascii()
+                authorization = value if authorization is None else authorization
+            elif name == b"content-length" and length is None:
+                length = value
+        try:
+            declared = int(length) if length is not None else 0
+        except ValueError:  # malformed, or beyond int()'s digit limit: the app decides
+            declared = self.max_bytes + 1
         if (
-            declared > self.max_bytes
+            unusual  # repeated or non-ASCII credentials: the route's rules apply
+            or declared > self.max_bytes
             or not is_json(content_type)
             or not self._authorized(authorization)
             or (self.buckets is not None and self._rate_limited(scope))
@@ -133,6 +142,7 @@ class VerifyFastPath:
             await app(scope, receive, send)
             return
         request_id = request_id_of(scope)
+        scope[REQUEST_ID_KEY] = request_id  # a hand-over to the app keeps this id
         token = logs.REQUEST_ID.set(request_id)
         try:
             await self._serve(scope, receive, send, app, began, request_id)
@@ -172,7 +182,20 @@ class VerifyFastPath:
             await app(scope, replay(chunks, not more, receive), send)
             return
         body = b"".join(chunks)
-        content = await self._answer(path, body)
+        try:
+            content = await self._answer(path, body)
+        except RedisError as exc:  # as the app's handler: the store is down, retry later
+            message_text = f"the job store is unavailable: {type(exc).__name__}: {exc}"[:300]
+            extra = [(b"x-request-id", request_id.encode()), (b"retry-after", b"5")]
+            await send_error(send, 503, "store_unavailable", message_text, headers=extra)
+            observe(path, scope, 503, began, self.access)
+            return
+        except Exception:
+            log.exception("verification failed")
+            extra = [(b"x-request-id", request_id.encode())]
+            await send_error(send, 500, "internal_error", "verification failed", headers=extra)
+            observe(path, scope, 500, began, self.access)
+            return
         if content is None:
             await app(scope, replay([body], True, receive), send)
             return
@@ -207,23 +230,22 @@ class VerifyFastPath:
         return any(hmac.compare_digest(token, key) for key in self.keys)
 
     async def _answer(self, path: str, body: bytes) -> bytes | None:
-        """The response body, or None when the full app should answer instead."""
+        """The response body, or None when the full app should answer instead.
+
+        Raises what verification raised: once it has started, handing the
+        request over would run it (and its side effects) a second time."""
         try:
             items = self._parse(path, body)
         except (ValueError, ValidationError, ApiError, RecursionError):
             return None  # the route answers with the error response
         if items is None:
             return None
-        try:
-            if path == VERIFY_PATH:
-                (result,) = await self.service.verify_items(items, "verify")
-                return _RESULT.dump_json(result, by_alias=True)
-            results = await self.service.verify_items(items, "batch")
-            response = BatchResponse.model_construct(results=results)
-            return _BATCH_RESULT.dump_json(response, by_alias=True)
-        except Exception:  # never a 500 from here: the app owns error handling
-            log.exception("fast path failed; handing the request to the route")
-            return None
+        if path == VERIFY_PATH:
+            (result,) = await self.service.verify_items(items, "verify")
+            return _RESULT.dump_json(result, by_alias=True)
+        results = await self.service.verify_items(items, "batch")
+        response = BatchResponse.model_construct(results=results)
+        return _BATCH_RESULT.dump_json(response, by_alias=True)
 
     def _parse(self, path: str, body: bytes) -> list[VerifyItem] | None:
         """The validated items, or None when the route should answer instead.

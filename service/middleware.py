@@ -133,8 +133,16 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+#: Scope key holding the id already given to this request (by the verify fast path).
+REQUEST_ID_KEY = "rlvr.request_id"
+
+
 def request_id_of(scope: Scope) -> str:
-    """The request's id: the client's ``X-Request-ID`` when usable, else a fresh one."""
+    """The request's id: the one it already has, else the client's ``X-Request-ID``
+    when usable, else a fresh one."""
+    given = scope.get(REQUEST_ID_KEY)
+    if given is not None:
+        return str(given)
     supplied = None
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":

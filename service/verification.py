@@ -83,7 +83,9 @@ class VerificationService:
         self.code_status: tuple[bool, str] = (False, "not started")
         self.judge: Any = None
         self.cascade = Cascade(self.pool, math_timeout_s=settings.math_timeout_s)
-        self._planner: Coalescer[VerifyRequest, Plan] = Coalescer(self._plan_coalesced)
+        self._planner: Coalescer[VerifyRequest, Plan] = Coalescer(
+            self._plan_coalesced, isolate_failures=True
+        )
         # Online FN/FP estimation (feedback, appeals, canaries): service/estimator.py
         self.estimator = ErrorRateEstimator(settings)
 
@@ -149,24 +151,37 @@ class VerificationService:
         started = time.perf_counter()
         metrics.INFLIGHT_ITEMS.inc(len(items))
         resolving: list[asyncio.Future[_Resolved]] = []
+        claimed: set[str] = set()
+        failed = False
 
         def execute(plans: list[Plan]) -> None:
             # Planned items start executing (cache, sympy, sandbox, judge) at once,
-            # while the rest of a large batch is still being planned.
-            if any(plan.key is not None for plan in plans):
-                resolving.append(asyncio.ensure_future(self._resolve(plans)))
+            # while the rest of a large batch is still being planned. A key goes
+            # to one group only: a duplicate in a later chunk takes its verdict.
+            if failed:
+                return
+            todo = [p for p in plans if p.key is not None and p.key not in claimed]
+            claimed.update(p.key for p in todo if p.key is not None)
+            if todo:
+                resolving.append(asyncio.ensure_future(self._resolve(todo)))
 
         try:
             try:
                 plans, exact_keys = await self._plan(items, execute)
             except BaseException:
+                failed = True
                 for task in resolving:
                     task.cancel()
                 raise
             planned = time.perf_counter()
-            parts = await asyncio.gather(*resolving)
+            groups = await asyncio.gather(*resolving, return_exceptions=True)
         finally:
             metrics.INFLIGHT_ITEMS.dec(len(items))
+        parts: list[_Resolved] = []
+        for group in groups:
+            if isinstance(group, BaseException):
+                raise group  # the first failure; every group has finished
+            parts.append(group)
         verdicts: dict[str, Verdict] = {}
         cached_keys: set[str] = set()
         computed: set[str] = set()
@@ -250,7 +265,12 @@ class VerificationService:
         return [plan if plan is not None else next(fresh) for plan in plans], keys
 
     async def _plan_coalesced(self, requests: list[VerifyRequest]) -> list[Plan]:
-        return await self.cascade.plan_many(requests, parallel_min=_COALESCED_PARALLEL_MIN)
+        # To the workers only when one is free: behind slow symbolic tasks the
+        # requests' planning would wait seconds that inline planning does not.
+        pool = self.pool
+        idle = pool.queue_depth == 0 and pool.busy_workers < pool.size
+        parallel_min = _COALESCED_PARALLEL_MIN if idle else len(requests) + 1
+        return await self.cascade.plan_many(requests, parallel_min=parallel_min)
 
     async def _resolve(self, plans: list[Plan]) -> _Resolved:
         """Verdicts for the plans that still need one: cache, else computed once."""

@@ -10,6 +10,7 @@ matter. Metrics and the access log must count fast-path requests as well.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from tests.conftest import ServiceProcess, start_service
 
 KEY = "fast-path-test-key"
 SETTINGS = {
-    "VERIFIER_API_KEYS": KEY,
+    "VERIFIER_API_KEYS": f"{KEY},clé",  # one non-ASCII key: header bytes vs text
     "VERIFIER_MAX_BATCH_ITEMS": "5",
     "VERIFIER_MAX_RESPONSE_BYTES": "2000",
     "VERIFIER_MAX_BODY_BYTES": "50000",
@@ -29,6 +30,7 @@ SETTINGS = {
 }
 AUTH = {"authorization": f"Bearer {KEY}"}
 JSON = {"content-type": "application/json"}
+Headers = dict[str, str] | list[tuple[str, str | bytes]]
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +44,11 @@ def pair(
     yield fast, slow
     fast.stop()
     slow.stop()
+
+
+def _raw(headers: Headers) -> list[tuple[bytes, bytes]]:
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return [(k.encode(), v if isinstance(v, bytes) else v.encode()) for k, v in pairs]
 
 
 def _normalised(response: httpx.Response) -> Any:
@@ -60,7 +67,7 @@ def _normalised(response: httpx.Response) -> Any:
 
 
 ITEM = {"response": "so $\\boxed{\\frac{1}{2}}$", "reference": "0.5"}
-CASES: dict[str, tuple[str, bytes, dict[str, str]]] = {
+CASES: dict[str, tuple[str, bytes, Headers]] = {
     "single": ("/v1/verify", json.dumps(ITEM).encode(), {**AUTH, **JSON}),
     "single with id and options": (
         "/v1/verify",
@@ -79,6 +86,26 @@ CASES: dict[str, tuple[str, bytes, dict[str, str]]] = {
         {**AUTH, "content-type": "application/json; charset=utf-8"},
     ),
     "missing key": ("/v1/verify", json.dumps(ITEM).encode(), JSON),
+    "wrong key, then the right one": (
+        "/v1/verify",
+        json.dumps(ITEM).encode(),
+        [("authorization", "Bearer nope"), ("authorization", f"Bearer {KEY}"), *JSON.items()],
+    ),
+    "right key, then a wrong one": (
+        "/v1/verify",
+        json.dumps(ITEM).encode(),
+        [("authorization", f"Bearer {KEY}"), ("authorization", "Bearer nope"), *JSON.items()],
+    ),
+    "non-ASCII key as UTF-8 bytes": (
+        "/v1/verify",
+        json.dumps(ITEM).encode(),
+        [("authorization", "Bearer clé".encode()), *JSON.items()],
+    ),
+    "text/plain, then application/json": (
+        "/v1/verify",
+        json.dumps(ITEM).encode(),
+        [*AUTH.items(), ("content-type", "text/plain"), ("content-type", "application/json")],
+    ),
     "wrong key": ("/v1/verify", json.dumps(ITEM).encode(), {"authorization": "Bearer no", **JSON}),
     "malformed json": ("/v1/verify", b'{"response": ', {**AUTH, **JSON}),
     "NaN tolerance": (
@@ -136,13 +163,36 @@ def test_same_answer_as_the_fastapi_route(
     answers = []
     for service in pair:
         with httpx.Client(base_url=service.url, timeout=30) as client:
-            answers.append(client.post(path, content=body, headers=headers))
+            answers.append(client.post(path, content=body, headers=_raw(headers)))
     fast, slow = answers
     assert fast.status_code == slow.status_code, (case, fast.text, slow.text)
     assert _normalised(fast) == _normalised(slow), case
     assert fast.headers["content-type"] == slow.headers["content-type"]
     assert fast.headers.get("x-request-id")
     assert fast.status_code < 500
+
+
+def test_an_absurd_content_length_gets_the_routes_answer(
+    pair: tuple[ServiceProcess, ServiceProcess],
+) -> None:
+    body = json.dumps(ITEM).encode()
+    length = "0" * 5000 + str(len(body))  # small, but beyond int()'s default digit limit
+    statuses = []
+    for service in pair:
+        host, port = service.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            head = (
+                f"POST /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {length}\r\n"
+                "Connection: close\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        statuses.append(int(reply.split(b" ", 2)[1]))
+    fast, slow = statuses
+    assert fast == slow and fast < 500, statuses
 
 
 def test_request_id_is_echoed_and_requests_are_counted(

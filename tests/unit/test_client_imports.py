@@ -114,6 +114,8 @@ def test_the_body_is_the_same_json_httpx_would_send() -> None:
         content = client._body(payload)["content"]
         assert json.loads(content) == payload  # the same JSON value (1e-6 may read 1e-06)
         assert b"\\u00e9" not in content  # UTF-8 text, as httpx sends it
+    lone = {"response": "\ud800 \\boxed{1}", "reference": "1"}  # a broken model output
+    assert json.loads(client._body(lone)["content"]) == lone  # sent escaped, not an error
     try:
         client._body({"tolerance": float("nan")})
     except ValueError:

@@ -151,3 +151,63 @@ def test_replay_yields_what_was_read_then_the_rest() -> None:
         return message["body"], message["more_body"]
 
     assert asyncio.run(complete()) == (b"whole", False)
+
+
+def test_the_batch_does_not_run_in_the_first_callers_context() -> None:
+    import contextvars
+
+    who: contextvars.ContextVar[str | None] = contextvars.ContextVar("who", default=None)
+    seen: list[str | None] = []
+
+    async def record(values: list[int]) -> list[int]:
+        seen.append(who.get())
+        return values
+
+    async def main() -> None:
+        coalescer: Coalescer[int, int] = Coalescer(record)
+
+        async def caller(name: str, value: int) -> list[int]:
+            who.set(name)
+            return await coalescer.run([value])
+
+        assert await asyncio.gather(caller("A", 1), caller("B", 2)) == [[1], [2]]
+
+    asyncio.run(main())
+    assert seen == [None]
+
+
+def test_calls_left_in_a_stopped_loop_do_not_block_another_loop() -> None:
+    async def echo(values: list[int]) -> list[int]:
+        return values
+
+    coalescer: Coalescer[int, int] = Coalescer(echo)
+    background: list[asyncio.Future[list[int]]] = []
+
+    async def fire_and_forget() -> None:  # e.g. a background write when a test loop ends
+        background.append(asyncio.ensure_future(coalescer.run([1])))
+
+    first = asyncio.new_event_loop()
+    first.run_until_complete(fire_and_forget())
+    first.close()
+
+    async def later() -> list[int]:
+        return await asyncio.wait_for(coalescer.run([2]), timeout=2)
+
+    assert asyncio.run(later()) == [2]
+
+
+def test_isolated_failures_fail_only_the_caller_with_the_bad_input() -> None:
+    async def strict(values: list[int]) -> list[int]:
+        if any(v < 0 for v in values):
+            raise ValueError("negative")
+        return [v * 10 for v in values]
+
+    async def main() -> list[object]:
+        coalescer: Coalescer[int, int] = Coalescer(strict, isolate_failures=True)
+        return await asyncio.gather(
+            coalescer.run([1]), coalescer.run([-1]), coalescer.run([2, 3]), return_exceptions=True
+        )
+
+    good, bad, more = asyncio.run(main())
+    assert good == [10] and more == [20, 30]
+    assert isinstance(bad, ValueError)
