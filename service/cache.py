@@ -165,6 +165,8 @@ class VerdictCache:
             self._mark_down("connect", exc)
 
     async def close(self) -> None:
+        await self._reader.drain()
+        await self._writer.drain()
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -60,6 +60,12 @@ class Coalescer(Generic[T, R]):
             loop.call_soon(self._flush, loop, context=contextvars.Context())
         return await future
 
+    async def drain(self) -> None:
+        """Wait for the batches running now (before closing what they use)."""
+        tasks = [task for task in self._tasks if not task.done()]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         waiting = self._waiting.pop(loop, [])
         if not waiting:

@@ -324,6 +324,7 @@ class ErrorRateEstimator:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self._flush({})
+        await self._flusher.drain()
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -123,6 +123,7 @@ class VerificationService:
 
     async def close(self) -> None:
         await self.jobs.close()
+        await self._planner.drain()
         await self.estimator.close()
         await self.cache.close()
         if self.judge is not None:

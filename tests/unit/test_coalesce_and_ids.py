@@ -211,3 +211,23 @@ def test_isolated_failures_fail_only_the_caller_with_the_bad_input() -> None:
     good, bad, more = asyncio.run(main())
     assert good == [10] and more == [20, 30]
     assert isinstance(bad, ValueError)
+
+
+def test_drain_waits_for_running_batches() -> None:
+    finished: list[int] = []
+
+    async def slow(values: list[int]) -> list[int]:
+        await asyncio.sleep(0.05)
+        finished.extend(values)
+        return values
+
+    async def main() -> None:
+        coalescer: Coalescer[int, int] = Coalescer(slow)
+        pending = asyncio.ensure_future(coalescer.run([7]))
+        await asyncio.sleep(0)  # the call is queued
+        await asyncio.sleep(0)  # and its batch started
+        await coalescer.drain()
+        assert finished == [7]
+        assert await pending == [7]
+
+    asyncio.run(main())
