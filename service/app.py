@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import logs, metrics
 from service.compat_routes import build_router as build_compat_router
-from service.errors import ApiError
+from service.errors import STORE_RETRY_AFTER_S, ApiError, store_unavailable
 from service.fast_path import VerifierApp, VerifyFastPath
 from service.job_routes import build_router as build_job_router
 from service.middleware import BodyLimitMiddleware, ObserveMiddleware
@@ -137,9 +137,8 @@ def create_app(settings: Settings | None = None) -> VerifierApp:
     @app.exception_handler(RedisError)
     async def on_store_error(request: Request, exc: RedisError) -> JSONResponse:
         # Jobs live in Redis: down or out of memory is "try again", not a 500.
-        message = f"the job store is unavailable: {type(exc).__name__}: {exc}"[:300]
-        response = _error_response(503, "store_unavailable", message)
-        response.headers["retry-after"] = "5"
+        response = _error_response(503, "store_unavailable", store_unavailable(exc))
+        response.headers["retry-after"] = str(STORE_RETRY_AFTER_S)
         return response
 
     @app.exception_handler(StarletteHTTPException)

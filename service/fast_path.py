@@ -22,7 +22,6 @@ description.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Collection
@@ -33,7 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
 from service import logs
-from service.errors import ApiError
+from service.errors import STORE_RETRY_AFTER_S, ApiError, store_unavailable
 from service.middleware import (
     REQUEST_ID_KEY,
     ASGIApp,
@@ -41,9 +40,12 @@ from service.middleware import (
     Receive,
     Scope,
     Send,
+    bearer_token,
+    body_timeout_message,
     observe,
     request_id_of,
     send_error,
+    valid_token,
 )
 from service.ratelimit import RATE_CHECKED, TokenBuckets, bucket_key
 from service.schemas import BatchRequest, BatchResponse, VerifyItem, VerifyResult
@@ -173,7 +175,7 @@ class VerifyFastPath:
                     seen += len(chunk)
                     more = message.get("more_body", False)
         except TimeoutError:
-            message_text = f"request body not received within {self.timeout_s:g} s"
+            message_text = body_timeout_message(self.timeout_s)
             extra = [(b"x-request-id", request_id.encode())]
             await send_error(send, 408, "request_timeout", message_text, close=True, headers=extra)
             observe(path, scope, 408, began, self.access)
@@ -185,9 +187,9 @@ class VerifyFastPath:
         try:
             content = await self._answer(path, body)
         except RedisError as exc:  # as the app's handler: the store is down, retry later
-            message_text = f"the job store is unavailable: {type(exc).__name__}: {exc}"[:300]
-            extra = [(b"x-request-id", request_id.encode()), (b"retry-after", b"5")]
-            await send_error(send, 503, "store_unavailable", message_text, headers=extra)
+            retry = str(STORE_RETRY_AFTER_S).encode()
+            extra = [(b"x-request-id", request_id.encode()), (b"retry-after", retry)]
+            await send_error(send, 503, "store_unavailable", store_unavailable(exc), headers=extra)
             observe(path, scope, 503, began, self.access)
             return
         except Exception:
@@ -219,15 +221,7 @@ class VerifyFastPath:
         return False
 
     def _authorized(self, authorization: bytes | None) -> bool:
-        if not self.keys:
-            return True
-        if authorization is None:
-            return False
-        scheme, _, token = authorization.partition(b" ")
-        if scheme.lower() != b"bearer":
-            return False
-        token = token.strip()
-        return any(hmac.compare_digest(token, key) for key in self.keys)
+        return not self.keys or valid_token(bearer_token(authorization), self.keys)
 
     async def _answer(self, path: str, body: bytes) -> bytes | None:
         """The response body, or None when the full app should answer instead.

@@ -9,9 +9,10 @@ fast path (`service.fast_path`), which serves the hot routes without this stack.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
@@ -42,9 +43,12 @@ class _BodyTimeout(StarletteHTTPException):
     or trickling client); 408, and the connection is closed."""
 
     def __init__(self, timeout_s: float) -> None:
-        super().__init__(
-            408, f"request body not received within {timeout_s:g} s", {"connection": "close"}
-        )
+        super().__init__(408, body_timeout_message(timeout_s), {"connection": "close"})
+
+
+def body_timeout_message(timeout_s: float) -> str:
+    """The 408 message for a body that did not arrive within `timeout_s`."""
+    return f"request body not received within {timeout_s:g} s"
 
 
 class BodyLimitMiddleware:
@@ -135,6 +139,19 @@ async def send_error(
 
 #: Scope key holding the id already given to this request (by the verify fast path).
 REQUEST_ID_KEY = "rlvr.request_id"
+
+
+def bearer_token(authorization: bytes | None) -> bytes:
+    """The token of an ``Authorization: Bearer <token>`` header value, else b""."""
+    if authorization is None:
+        return b""
+    scheme, _, token = authorization.partition(b" ")
+    return token.strip() if scheme.lower() == b"bearer" else b""
+
+
+def valid_token(token: bytes, keys: Iterable[bytes]) -> bool:
+    """Whether `token` is one of `keys` (constant-time comparisons)."""
+    return bool(token) and any(hmac.compare_digest(token, key) for key in keys)
 
 
 def request_id_of(scope: Scope) -> str:

@@ -11,7 +11,6 @@ number, so random keys cannot grow memory. Each replica limits on its own.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import math
 import time
 from collections import OrderedDict
@@ -19,6 +18,7 @@ from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any
 
 from service import metrics
+from service.middleware import bearer_token, valid_token
 from service.schemas import ErrorResponse
 
 Scope = MutableMapping[str, Any]
@@ -72,14 +72,9 @@ def make_buckets(rate: float, burst: int) -> TokenBuckets:
 
 def bucket_key(scope: Scope, keys: Collection[str]) -> str:
     """The request's bucket: its valid API key's (as a digest), else its address's."""
-    token = b""
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, rest = value.partition(b" ")
-            if scheme.lower() == b"bearer":
-                token = rest.strip()
-            break
-    if token and any(hmac.compare_digest(token, key.encode()) for key in keys):
+    authorization = next((v for k, v in scope.get("headers", []) if k == b"authorization"), None)
+    token = bearer_token(authorization)
+    if valid_token(token, (key.encode() for key in keys)):
         # a digest, so the key itself is never kept in another place
         return "key:" + hashlib.sha256(token).hexdigest()
     client = scope.get("client")
