@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServiceProcess, start_service
+from tests.conftest import ServiceProcess, metric, start_service
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +32,6 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
 def client(api: ServiceProcess) -> Iterator[httpx.Client]:
     with api.client() as c:
         yield c
-
-
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    text = client.get("/metrics").text
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head.split("{")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 def test_verify_one_correct(client: httpx.Client) -> None:

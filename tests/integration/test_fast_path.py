@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ServiceProcess, start_service
+from tests.conftest import ServiceProcess, metric, start_service
 
 KEY = "fast-path-test-key"
 SETTINGS = {
@@ -200,11 +200,14 @@ def test_request_id_is_echoed_and_requests_are_counted(
 ) -> None:
     fast, _ = pair
     with httpx.Client(base_url=fast.url, timeout=30, headers=AUTH) as client:
-        before = _requests_metric(client)
+        before = metric(client, "verifier_http_requests_total", endpoint="/v1/verify", status="200")
         response = client.post("/v1/verify", json=ITEM, headers={"x-request-id": "trace-42"})
         assert response.status_code == 200
         assert response.headers["x-request-id"] == "trace-42"
-        assert _requests_metric(client) == before + 1
+        assert (
+            metric(client, "verifier_http_requests_total", endpoint="/v1/verify", status="200")
+            == before + 1
+        )
     log = fast.log()
     line = next(x for x in log.splitlines() if '"request_id":"trace-42"' in x)
     entry = json.loads(line)
@@ -223,15 +226,3 @@ def test_rate_limit_applies_to_the_fast_path(tmp_path_factory: pytest.TempPathFa
         service.stop()
     assert codes[:2] == [200, 200]
     assert 429 in codes[2:]
-
-
-def _requests_metric(client: httpx.Client) -> float:
-    total = 0.0
-    for line in client.get("/metrics").text.splitlines():
-        if (
-            line.startswith("verifier_http_requests_total{")
-            and 'endpoint="/v1/verify"' in line
-            and 'status="200"' in line
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total

@@ -19,22 +19,11 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import RedisServer, ServiceProcess, wait_until
+from tests.conftest import RedisServer, ServiceProcess, metric, wait_until
 from tests.judge_double.server import FakeVLLMJudge
 
 # A product sympy evaluates term by term: seconds of CPU in one worker.
 SLOW = "\\prod_{k=1}^{3000000} (1+\\frac{1}{k})"
-
-
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in client.get("/metrics").text.splitlines():
-        head, _, value = line.rpartition(" ")
-        if head.split("{")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
 
 
 def children(pid: int) -> list[int]:
