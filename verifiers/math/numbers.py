@@ -71,7 +71,7 @@ def parse_number(s: str) -> Num | None:
     plain = _fraction_of(text)
     if plain is not None:
         return Num(plain[0], percent, plain[1])
-    if match := _FRAC.match(text):
+    if match := (_FRAC.match(text) or _SLASH.match(text)):  # \frac{a}{b} or a/b
         sign, num, den = match.groups()
         a, b = _fraction_of(num), _fraction_of(den)
         if a and b and b[0] != 0:
@@ -84,13 +84,6 @@ def parse_number(s: str) -> Num | None:
             return None
         value = int(whole) + Fraction(int(num), int(den))
         return Num(-value if sign else value, percent)
-    if match := _SLASH.match(text):
-        sign, num, den = match.groups()
-        a, b = _fraction_of(num), _fraction_of(den)
-        if a and b and b[0] != 0:
-            value = a[0] / b[0]
-            return Num(-value if sign else value, percent)
-        return None
     if match := (_E_NOTATION.match(text) or _SCI.match(text)):
         mantissa, exponent = match.groups()
         base = _fraction_of(mantissa.strip())
