@@ -146,11 +146,7 @@ class MemoryJobs:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self.worker_count)]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop(self._tasks)
 
     def _expire(self) -> None:
         now = time.time()
@@ -301,11 +297,7 @@ class RedisJobs:
         self._tasks.append(asyncio.create_task(self._watch_depth()))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _stop(self._tasks)
         await self._redis.aclose()
 
     async def submit(self, items: list[dict[str, Any]], idempotency_key: str | None) -> JobInfo:
@@ -549,3 +541,12 @@ class RedisJobs:
         chunks_done, chunks = int(replies[4]), int(replies[5])
         if chunks_done >= chunks:
             await self._redis.eval(_SET_COMPLETED, 1, meta_key, str(time.time()))
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the workers and wait until they have stopped."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
