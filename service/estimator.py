@@ -407,20 +407,23 @@ class ErrorRateEstimator:
         event-loop iteration, not per request); each caller still returns only
         once its records are stored."""
         if self._usable() is None:
-            for key, verdict in records.items():
-                self._verdicts.put(key, verdict)
+            self._keep(records)
             return
         await self._flusher.run([records])
 
     async def _flush_together(self, groups: list[dict[str, StoredVerdict]]) -> list[None]:
         records = {key: verdict for group in groups for key, verdict in group.items()}
-        client = self._usable()
+        client = self._usable()  # may have gone down since the callers looked
         if client is None:
-            for key, verdict in records.items():
-                self._verdicts.put(key, verdict)
-            return [None] * len(groups)
-        await self._write(client, records)
+            self._keep(records)
+        else:
+            await self._write(client, records)
         return [None] * len(groups)
+
+    def _keep(self, records: dict[str, StoredVerdict]) -> None:
+        """Verdict records go to the in-process store while Redis is unusable."""
+        for key, verdict in records.items():
+            self._verdicts.put(key, verdict)
 
     async def _write(self, client: aioredis.Redis, records: dict[str, StoredVerdict]) -> None:
         batch, self._pending = self._pending, Counter()
@@ -448,8 +451,7 @@ class ErrorRateEstimator:
         except (RedisError, OSError) as exc:
             self._pending.update(batch)
             self._mark_down(exc)
-            for key, verdict in records.items():
-                self._verdicts.put(key, verdict)
+            self._keep(records)
 
     # ------------------------------------------------------------ record
     async def record(
