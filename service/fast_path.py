@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
 
 import orjson
 from fastapi import FastAPI
@@ -100,7 +99,6 @@ class VerifyFastPath:
         self.service = service
         self.settings = settings
         self.keys = [k.encode() for k in settings.api_key_set]
-        self.key_names: Collection[str] = settings.api_key_set
         self.buckets = buckets
         self.max_bytes = settings.max_body_bytes
         self.timeout_s = settings.body_timeout_s
@@ -215,7 +213,7 @@ class VerifyFastPath:
         will not take another (should the request still go to the app); when
         there was none, the app's limiter answers the 429."""
         assert self.buckets is not None
-        if self.buckets.take(bucket_key(scope, self.key_names)) > 0:
+        if self.buckets.take(bucket_key(scope, self.keys)) > 0:
             return True
         scope[RATE_CHECKED] = True
         return False

@@ -70,11 +70,11 @@ def make_buckets(rate: float, burst: int) -> TokenBuckets:
     return TokenBuckets(rate, burst or max(1, math.ceil(2 * rate)))
 
 
-def bucket_key(scope: Scope, keys: Collection[str]) -> str:
+def bucket_key(scope: Scope, keys: Collection[bytes]) -> str:
     """The request's bucket: its valid API key's (as a digest), else its address's."""
     authorization = next((v for k, v in scope.get("headers", []) if k == b"authorization"), None)
     token = bearer_token(authorization)
-    if valid_token(token, (key.encode() for key in keys)):
+    if valid_token(token, keys):
         # a digest, so the key itself is never kept in another place
         return "key:" + hashlib.sha256(token).hexdigest()
     client = scope.get("client")
@@ -94,7 +94,7 @@ class RateLimitMiddleware:
     ) -> None:
         self.app = app
         self.buckets = buckets
-        self.keys = tuple(keys)
+        self.keys = tuple(key.encode() for key in keys)
         self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
