@@ -55,14 +55,19 @@ print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})))
 """
 
 
-def test_import_pulls_only_stdlib_and_httpx() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(root=str(ROOT))],
+def _fresh_python(script: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` (formatted with the repository root) in a new interpreter."""
+    return subprocess.run(
+        [sys.executable, "-c", script.format(root=str(ROOT))],
         capture_output=True,
         text=True,
         timeout=60,
         cwd="/",
     )
+
+
+def test_import_pulls_only_stdlib_and_httpx() -> None:
+    done = _fresh_python(PROBE)
     assert done.returncode == 0, done.stderr
     loaded = set(json.loads(done.stdout))
     assert not loaded & FORBIDDEN, loaded & FORBIDDEN
@@ -92,13 +97,7 @@ print("ok")
 
 
 def test_the_client_works_without_orjson() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_ORJSON.format(root=str(ROOT))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd="/",
-    )
+    done = _fresh_python(WITHOUT_ORJSON)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
