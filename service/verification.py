@@ -52,7 +52,7 @@ class VerificationService:
             settings.worker_count,
             task_timeout=settings.math_timeout_s,
             memory_limit_bytes=settings.worker_memory_mb * 1024 * 1024,
-            preload=("verifiers.math.compare", "verifiers.cascade"),
+            preload=("verifiers.math.compare", "verifiers.cascade", "verifiers.math.warm_up"),
         )
         self.pool.on_restart = lambda reason: metrics.POOL_RESTARTS.labels(reason).inc()
         self.cache = VerdictCache(
