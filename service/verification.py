@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,9 @@ _EXACT_HIT = "exact"
 #: Concurrent single requests gathered into at least this many items are
 #: planned in the worker processes (a lone request stays inline: lower latency).
 _COALESCED_PARALLEL_MIN = 16
+#: A batch of at least four times this many items has its first this-many
+#: planned while the exact-pair keys of the rest are computed.
+_HEAD_ITEMS = 128
 
 
 class VerificationService:
@@ -236,8 +239,29 @@ class VerificationService:
         A request seen before comes straight from the exact-pair cache (route
         `_EXACT_HIT`, no guards, no extraction); the rest are planned by the
         cascade (in the worker processes when there are many), and each group
-        of fresh plans goes to `execute` as soon as it exists.
+        of fresh plans goes to `execute` as soon as it exists. A large batch's
+        first `_HEAD_ITEMS` go to the workers before the keys of the rest are
+        computed, so the workers start at once.
         """
+        if len(items) < 4 * _HEAD_ITEMS:
+            planning, keys = self._plan_block(items, execute)
+            return await planning, keys
+        head_planning, keys = self._plan_block(items[:_HEAD_ITEMS], execute)
+        head = asyncio.ensure_future(head_planning)
+        try:
+            await asyncio.sleep(0)  # the head's planning starts before the other keys
+            planning, rest_keys = self._plan_block(items[_HEAD_ITEMS:], execute)
+            rest = await planning
+            return [*await head, *rest], keys + rest_keys
+        except BaseException:
+            head.cancel()
+            raise
+
+    def _plan_block(
+        self, items: list[VerifyItem], execute: Callable[[list[Plan]], None]
+    ) -> tuple[Coroutine[Any, Any, list[Plan]], list[str]]:
+        """Look the items up in the exact-pair cache: (the planning of the
+        rest, which gives the plans in input order; the exact-pair keys)."""
         policy = self.cascade.policy
         requests = [self.to_request(item) for item in items]
         keys = [self.exact.key(request, policy) for request in requests]
@@ -255,15 +279,19 @@ class VerificationService:
             metrics.child(metrics.CACHE_REQUESTS, "exact", "hit").inc(len(items) - len(missing))
         if missing:
             metrics.child(metrics.CACHE_REQUESTS, "exact", "miss").inc(len(missing))
-        if len(missing) >= PARALLEL_PLAN_MIN:
-            fresh = iter(await self.cascade.plan_many(missing, on_planned=execute))
-        elif missing:  # single items and small batches: planned together with concurrent ones
-            fresh_plans = await self._planner.run(missing)
-            execute(fresh_plans)
-            fresh = iter(fresh_plans)
-        else:
-            fresh = iter([])
-        return [plan if plan is not None else next(fresh) for plan in plans], keys
+
+        async def planned() -> list[Plan]:
+            if len(missing) >= PARALLEL_PLAN_MIN:
+                fresh = iter(await self.cascade.plan_many(missing, on_planned=execute))
+            elif missing:  # single items and small batches: planned with concurrent ones
+                fresh_plans = await self._planner.run(missing)
+                execute(fresh_plans)
+                fresh = iter(fresh_plans)
+            else:
+                fresh = iter([])
+            return [plan if plan is not None else next(fresh) for plan in plans]
+
+        return planned(), keys
 
     async def _plan_coalesced(self, requests: list[VerifyRequest]) -> list[Plan]:
         # To the workers only when one is free: behind slow symbolic tasks the

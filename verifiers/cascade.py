@@ -20,6 +20,7 @@ Two phases so a caller can put a cache between them:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,7 +37,7 @@ from verifiers.math import (
     verdict_from_outcome,
 )
 from verifiers.pickling import positional_pickle
-from verifiers.pool import WorkerPool
+from verifiers.pool import TaskOutcome, WorkerPool
 from verifiers.verdict import VERIFIER_VERSION, Reason, Stage, Verdict
 
 JudgeMode = Literal["off", "fallback", "appeal", "always"]
@@ -227,9 +228,16 @@ class Cascade:
             return plans
         policy = self.policy
         chunks = _chunks(requests, 4 * self.pool.size)
+        # Submitted here, not in the tasks below: the workers start on these
+        # before the caller's next step (tasks would first wait for the loop).
+        submitted = [
+            self.pool.submit(plan_rows, policy, chunk, timeout=_CHUNK_TIMEOUT_S) for chunk in chunks
+        ]
 
-        async def run(chunk: Sequence[VerifyRequest]) -> list[Plan]:
-            outcome = await self.pool.run(plan_rows, policy, chunk, timeout=_CHUNK_TIMEOUT_S)
+        async def run(
+            chunk: Sequence[VerifyRequest], task: concurrent.futures.Future[TaskOutcome]
+        ) -> list[Plan]:
+            outcome = await asyncio.wrap_future(task)
             if outcome.ok:
                 rows: list[PlanRow] = outcome.value
                 plans = [Plan(request, *row) for request, row in zip(chunk, rows, strict=True)]
@@ -239,7 +247,12 @@ class Cascade:
                 on_planned(plans)
             return plans
 
-        planned = await asyncio.gather(*(run(chunk) for chunk in chunks))
+        try:
+            planned = await asyncio.gather(*map(run, chunks, submitted))
+        except BaseException:
+            for task in submitted:
+                task.cancel()
+            raise
         return [plan for chunk_plans in planned for plan in chunk_plans]
 
     def plan(self, request: VerifyRequest) -> Plan:

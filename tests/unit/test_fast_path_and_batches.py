@@ -124,3 +124,64 @@ def test_a_duplicate_in_a_large_batch_is_executed_once() -> None:
     executions, first_cached, last_cached = asyncio.run(main())
     assert executions == 1
     assert (first_cached, last_cached) == (False, False)
+
+
+def test_a_large_batch_mixes_exact_hits_and_fresh_items_in_input_order() -> None:
+    # The first items of a large batch are planned while the exact-pair keys of
+    # the rest are computed: hits and misses on both sides of that split.
+    service = VerificationService(Settings(workers=2))
+
+    def item(i: int) -> VerifyItem:  # every third answer is wrong
+        return VerifyItem(response=f"so $\\boxed{{{i}}}$", reference=str(i + (i % 3 == 0)))
+
+    async def main() -> list[tuple[bool | None, bool]]:
+        await service.start()
+        try:
+            await service.verify_items([item(i) for i in range(0, 600, 7)], "batch")
+            results = await service.verify_items([item(i) for i in range(600)], "batch")
+            return [(r.correct, r.cached) for r in results]
+        finally:
+            await service.close()
+
+    results = asyncio.run(main())
+    assert results == [(i % 3 != 0, i % 7 == 0) for i in range(600)]
+
+
+def test_a_failure_while_keying_the_rest_of_a_batch_cancels_the_started_part() -> None:
+    service = VerificationService(Settings(workers=2))
+    real_key = service.exact.key
+
+    def key(request: Any, policy: Any) -> str:
+        if request.response == "poison":
+            raise RuntimeError("key failed")
+        return real_key(request, policy)
+
+    service.exact.key = key  # type: ignore[method-assign]
+
+    async def main() -> tuple[str, set[asyncio.Task[Any]]]:
+        await service.start()
+        real_plan_many = service.cascade.plan_many
+
+        async def plan_many(*args: Any, **kwargs: Any) -> list[Plan]:
+            await asyncio.sleep(5)  # still planning when the failure comes
+            return await real_plan_many(*args, **kwargs)
+
+        service.cascade.plan_many = plan_many  # type: ignore[method-assign]
+        try:
+            background = asyncio.all_tasks()  # the service's own (estimator, jobs)
+            items = [VerifyItem(response=f"\\boxed{{{i}}}", reference=str(i)) for i in range(600)]
+            items[500] = VerifyItem(response="poison", reference="1")
+            try:
+                await service.verify_items(items, "batch")
+            except RuntimeError as exc:
+                error = str(exc)
+            else:
+                error = ""
+            await asyncio.sleep(0.3)  # anything left running would still be here
+            return error, asyncio.all_tasks() - background
+        finally:
+            await service.close()
+
+    error, leftover = asyncio.run(main())
+    assert error == "key failed"
+    assert leftover == set()
