@@ -6,6 +6,7 @@ so figures from a busy machine still compare like with like.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -67,6 +68,19 @@ def service(workers: int = 2, http_workers: int = 1, **env: str) -> Iterator[Any
         yield process
     finally:
         process.stop()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """This process's garbage collector collected, then paused for the block
+    (as `timeit` does): a collection of the benchmark's own heap - the data
+    set, earlier answers - is not a cost of what is being measured."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def percentile(values: list[float], q: float) -> float:

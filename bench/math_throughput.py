@@ -6,7 +6,9 @@ starts a fresh service process (2 math workers, in-memory cache, judge off),
 sends the 800 pairs as one POST /v1/verify/batch cold (empty cache) and again
 warm (the same batch), and times Math-Verify's parse+verify on the same pairs
 with 1 process and with a 2-process pool. Prints the median of the rounds,
-items/s, ratios, and agreement with the Qwen labels.
+items/s, ratios, and agreement with the Qwen labels. The garbage collector of
+every timed Python process on the client side (this one, Math-Verify's pool
+workers) is paused while it is timed, as `timeit` does; the service's is not.
 
     .venv/bin/python bench/math_throughput.py [--rounds 3] [--data PATH]
 """
@@ -14,6 +16,7 @@ items/s, ratios, and agreement with the Qwen labels.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import subprocess
 import sys
@@ -24,7 +27,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import DEFAULT_DATA, RESULTS, cores, free_port, load_pairs, median, service
+from _common import (
+    DEFAULT_DATA,
+    RESULTS,
+    cores,
+    free_port,
+    gc_paused,
+    load_pairs,
+    median,
+    service,
+)
 
 
 def math_verify_one(pair: tuple[str, str]) -> bool:
@@ -40,10 +52,11 @@ def math_verify_one(pair: tuple[str, str]) -> bool:
 def bench_math_verify(pairs: list[tuple[str, str]], processes: int) -> tuple[float, list[bool]]:
     if processes == 1:
         math_verify_one(pairs[0])  # import and warm up outside the timing
-        started = time.perf_counter()
-        results = [math_verify_one(p) for p in pairs]
-        return time.perf_counter() - started, results
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        with gc_paused():
+            started = time.perf_counter()
+            results = [math_verify_one(p) for p in pairs]
+            return time.perf_counter() - started, results
+    with multiprocessing.get_context("fork").Pool(processes, initializer=gc.disable) as pool:
         pool.map(math_verify_one, pairs[:processes])  # warm up workers
         started = time.perf_counter()
         results = pool.map(math_verify_one, pairs, chunksize=8)
@@ -60,17 +73,19 @@ def bench_service(
         with httpx.Client(base_url=api.url, timeout=600) as client:
             # Readiness: the workers warm up (sympy, parser) when they start.
             client.post("/v1/verify", json={"response": "\\boxed{x+1}", "reference": "1+x"})
-            started = time.perf_counter()
-            reply = client.post("/v1/verify/batch", json={"items": items})
-            cold = reply.json()["results"]
-            cold_s = time.perf_counter() - started
+            with gc_paused():
+                started = time.perf_counter()
+                reply = client.post("/v1/verify/batch", json={"items": items})
+                cold = reply.json()["results"]
+                cold_s = time.perf_counter() - started
             reply.raise_for_status()
             warm = []
             for _ in range(warm_runs):
-                started = time.perf_counter()
-                answer = client.post("/v1/verify/batch", json={"items": items})
-                answer.json()
-                warm.append(time.perf_counter() - started)
+                with gc_paused():
+                    started = time.perf_counter()
+                    answer = client.post("/v1/verify/batch", json={"items": items})
+                    answer.json()
+                    warm.append(time.perf_counter() - started)
                 answer.raise_for_status()
     return cold_s, median(warm), [r["correct"] for r in cold], answer.content
 
@@ -113,9 +128,10 @@ def transport_floor(items: list[dict[str, str]], answer: bytes, runs: int) -> fl
                     time.sleep(0.1)
             times = []
             for _ in range(runs + 1):
-                started = time.perf_counter()
-                client.post("/v1/verify/batch", json={"items": items}).json()
-                times.append(time.perf_counter() - started)
+                with gc_paused():
+                    started = time.perf_counter()
+                    client.post("/v1/verify/batch", json={"items": items}).json()
+                    times.append(time.perf_counter() - started)
         return median(times[1:])
     finally:
         server.terminate()
