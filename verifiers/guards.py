@@ -58,7 +58,7 @@ from ahocorasick_rs import AhoCorasick, MatchKind
 from verifiers.verdict import Reason, Stage, Verdict
 
 #: Bump when a guard's decision on some input changes (part of cache keys upstream).
-GUARDS_VERSION = "1"
+GUARDS_VERSION = "2"
 
 #: Only this much of the end of a response is examined by the tail rules.
 TAIL_CHARS = 8000
@@ -128,16 +128,34 @@ def _invisible_table() -> dict[int, None]:
 
 
 _INVISIBLE = _invisible_table()
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\uff07": "'"})
+
+
+def _char_class(code_points: Iterable[int]) -> re.Pattern[str]:
+    """A regex matching exactly one of `code_points` (consecutive runs as ranges)."""
+    ranges: list[str] = []
+    points = sorted(code_points)
+    start = previous = points[0]
+    for cp in [*points[1:], -1]:
+        if cp == previous + 1:
+            previous = cp
+            continue
+        ranges.append(f"\\U{start:08x}" + (f"-\\U{previous:08x}" if previous > start else ""))
+        start = previous = cp
+    return re.compile("[" + "".join(ranges) + "]")
+
+
+#: The same characters as `_INVISIBLE`: a scan in C instead of a table lookup per character.
+_INVISIBLE_CHARS = _char_class(_INVISIBLE)
+_APOSTROPHES = re.compile("[\u2019\u2018\u02bc\uff07]")
 
 
 def _prepare(text: str) -> str:
     """Drop invisible characters, NFKC-normalise, unify apostrophes."""
     if text.isascii():
         return text  # no invisible characters, NFKC-stable, no curly quotes
-    text = text.translate(_INVISIBLE)
+    text = _INVISIBLE_CHARS.sub("", text)
     text = unicodedata.normalize("NFKC", text)
-    return text.translate(_QUOTES)
+    return _APOSTROPHES.sub("'", text)
 
 
 _THINK_CLOSE = re.compile(r"</think(?:ing)?\s*>", re.I)
@@ -507,8 +525,9 @@ _REFUSAL_BODY = re.compile(
     r")",
     re.I,
 )
-#: Where a refusal may start: the beginning, or right after ``.``, ``!``, ``?`` or a newline.
-_SENTENCE_START = re.compile(r"[.!?\n]")
+#: Where a refusal may start: the beginning, or right after ``.``, ``!``, ``?`` or a newline -
+#: and only where, past any whitespace, the first letter of one of its phrases follows.
+_SENTENCE_START = re.compile(r"[.!?\n](?=\s*[iuswald抱对很對])", re.I)
 
 
 def _has_refusal(text: str) -> bool:
@@ -712,40 +731,77 @@ _INJECTION_SPECS: list[tuple[str, str, bool, tuple[str, ...]]] = [
 _INJECTION_REGEXES = [re.compile(spec[1], re.I) for spec in _INJECTION_SPECS]
 
 #: Fast necessary conditions for the specs whose keywords are common words
-#: ("now", "rate", "correct", "same", ...). Each anchor is a piece (or a
+#: ("now", "rate", "correct", "same", "[", ...): (spec index, anchor, the words
+#: one of which starts every match of the anchor). Each anchor is a piece (or a
 #: relaxation) of its spec's pattern, so every match of the spec contains a
-#: match of the anchor. Anchors run without IGNORECASE on the lowercased text,
-#: which is ten times faster and exactly equivalent for ASCII text (the only
-#: non-ASCII characters that ``re.I`` equates with ASCII letters are U+0130,
-#: U+0131 and U+017F); other texts skip the anchors.
-_INJECTION_ANCHOR_SOURCES = {
-    "override": [(3, r"now\s+(?:act|be|respond|output|answer|grade|judge|an?\s)")],
+#: match of the anchor; it is tried only where one of its start words occurs.
+#: Anchors run without IGNORECASE on the lowercased text, which is much faster
+#: and exactly equivalent: the text is first folded (`_fold_to_ascii`: the
+#: non-ASCII characters that ``re.I`` equates with ASCII letters, U+0130,
+#: U+0131, U+017F, U+212A), after which lower-casing keeps every character's
+#: place, its whitespace and its word-character status.
+_INJECTION_ANCHOR_SOURCES: dict[str, list[tuple[int, str, tuple[str, ...]]]] = {
+    "override": [
+        (3, r"now\s+(?:act|be|respond|output|answer|grade|judge|an?\s)", ("now",)),
+    ],
     "instruct": [
-        (4, r"(?:grade|mark|judge|rate|score|evaluate|label|classify)\s+(?:this|it|me|the|my)\s"),
-        (5, r"(?:respond|reply|output)\s"),
+        (
+            4,
+            r"(?:grade|mark|judge|rate|score|evaluate|label|classify)\s+(?:this|it|me|the|my)\s",
+            ("grade", "mark", "judge", "rate", "score", "evaluate", "label", "classify"),
+        ),
+        (5, r"(?:respond|reply|output)\s", ("respond", "reply", "output")),
     ],
     "verdict": [
-        (6, r"(?:judge?ment|verdict|grade|grading|evaluation|assessment|rating)\s*(?:is\s*)?[:=]")
+        (
+            6,
+            r"(?:judge?ment|verdict|grade|grading|evaluation|assessment|rating)\s*(?:is\s*)?[:=]",
+            ("judgement", "judgment", "verdict", "grad", "evaluation", "assessment", "rating"),
+        ),
+        (
+            8,
+            r"\[\s*(?:correct|incorrect|right|wrong|pass|fail|accepted|rejected|verified|"
+            r"equivalent|valid|invalid)\s*\]",
+            ("[",),
+        ),
     ],
     "claim": [
-        (9, r"(?:answer|response|solution)\s+(?:is|was)\s+(?:\w+\s+)?(?:correct|equivalent)"),
+        (
+            9,
+            r"(?:answer|response|solution)\s+(?:is|was)\s+(?:\w+\s+)?(?:correct|equivalent)",
+            ("answer", "response", "solution"),
+        ),
         (
             10,
             r"(?:reference|ground[\s-]truth|gold|expected|standard|official)\s+"
             r"(?:answer|solution|result)",
+            ("reference", "ground", "gold", "expected", "standard", "official"),
         ),
     ],
 }
-#: Every keyword once (several specs share some), so each is looked up once per text.
+#: Every keyword and anchor start word once (several specs share some).
 _INJECTION_KEYWORDS = tuple(dict.fromkeys(k for spec in _INJECTION_SPECS for k in spec[3]))
-#: All keywords in one pass (Aho-Corasick, overlapping matches: exactly the set of
-#: keywords that occur as substrings); 48 separate `in` scans cost 6x as much.
-_KEYWORD_SEARCH = AhoCorasick(list(_INJECTION_KEYWORDS), matchkind=MatchKind.Standard)
-_INJECTION_ANCHORS: list[re.Pattern[str] | None] = [None] * len(_INJECTION_SPECS)
+_ANCHOR_WORDS = [w for group in _INJECTION_ANCHOR_SOURCES.values() for *_, ws in group for w in ws]
+_SEARCH_WORDS = tuple(dict.fromkeys([*_INJECTION_KEYWORDS, *_ANCHOR_WORDS]))
+#: All the words in one pass (Aho-Corasick, overlapping matches: every occurrence
+#: of every word); 60 separate scans cost several times as much.
+_WORD_SEARCH = AhoCorasick(list(_SEARCH_WORDS), matchkind=MatchKind.Standard)
+_CASE_FOLDS_TO_ASCII = re.compile("[\u0130\u0131\u017f\u212a]")
+_ASCII_FOLD = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
+
+
+def _fold_to_ascii(text: str) -> str:
+    """`text` with each non-ASCII letter that re.I equates with an ASCII one replaced by it."""
+    return _CASE_FOLDS_TO_ASCII.sub(lambda match: _ASCII_FOLD[match.group()], text)
+
+
+_INJECTION_ANCHORS: list[tuple[re.Pattern[str], tuple[str, ...]] | None] = [None] * len(
+    _INJECTION_SPECS
+)
 for _kind, _anchors in _INJECTION_ANCHOR_SOURCES.items():
-    for _index, _source in _anchors:
+    for _index, _source, _starts in _anchors:
         assert _INJECTION_SPECS[_index][0] == _kind, "anchor table out of step with the specs"
-        _INJECTION_ANCHORS[_index] = re.compile(_source)
+        _INJECTION_ANCHORS[_index] = (re.compile(_source), _starts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -755,30 +811,46 @@ class _Injection:
     remainder: str  # the text with every injection span removed
 
 
-def _keywords_in(low: str) -> set[str]:
-    """The injection keywords that occur in `low` (already lower-cased)."""
+def _word_starts(low: str) -> dict[str, list[int]]:
+    """Where each of `_SEARCH_WORDS` occurs in `low` (already lower-cased): every
+    start, overlapping occurrences included; words that do not occur are absent."""
+    starts: dict[str, list[int]] = {}
     try:
-        matches = _KEYWORD_SEARCH.find_matches_as_indexes(low, overlapping=True)
+        matches = _WORD_SEARCH.find_matches_as_indexes(low, overlapping=True)
     except UnicodeError:  # lone surrogates cannot cross into Rust: the plain scan
-        return {k for k in _INJECTION_KEYWORDS if k in low}
-    return {_INJECTION_KEYWORDS[index] for index, _, _ in matches}
+        for word in _SEARCH_WORDS:
+            at = low.find(word)
+            while at >= 0:
+                starts.setdefault(word, []).append(at)
+                at = low.find(word, at + 1)
+        return starts
+    for index, start, _ in matches:
+        starts.setdefault(_SEARCH_WORDS[index], []).append(start)
+    return starts
+
+
+def _anchor_matches(
+    anchor: re.Pattern[str], words: tuple[str, ...], low: str, starts: dict[str, list[int]]
+) -> bool:
+    """`anchor.search(low) is not None`, trying only where a start word occurs."""
+    return any(anchor.match(low, at) for word in words for at in starts.get(word, ()))
 
 
 def _find_injection(text: str) -> _Injection | None:
-    low = text.lower()
-    present = _keywords_in(low)
-    if not present:
+    # The text as re.I sees it, in lower case: "verd\u0130ct" is "verdict".
+    low = (text if text.isascii() else _fold_to_ascii(text)).lower()
+    starts = _word_starts(low)
+    if not starts:
         return None
-    ascii_only = text.isascii()
     kinds: set[str] = set()
     strong = False
     spans: list[tuple[int, int]] = []
     for (kind, _, is_strong, keywords), regex, anchor in zip(
         _INJECTION_SPECS, _INJECTION_REGEXES, _INJECTION_ANCHORS, strict=True
     ):
-        if present.isdisjoint(keywords):
+        if starts.keys().isdisjoint(keywords):
             continue
-        if ascii_only and anchor is not None and anchor.search(low) is None:
+        if anchor is not None and not _anchor_matches(*anchor, low, starts):
             continue
         for match in regex.finditer(text):
             kinds.add(kind)
