@@ -230,8 +230,11 @@ class Cascade:
         chunks = _chunks(requests, 4 * self.pool.size)
         # Submitted here, not in the tasks below: the workers start on these
         # before the caller's next step (tasks would first wait for the loop).
+        # Behind comparisons (priority 1): a comparison of an item planned
+        # earlier overtakes the planning still queued instead of waiting for it.
         submitted = [
-            self.pool.submit(plan_rows, policy, chunk, timeout=_CHUNK_TIMEOUT_S) for chunk in chunks
+            self.pool.submit(plan_rows, policy, chunk, timeout=_CHUNK_TIMEOUT_S, priority=1)
+            for chunk in chunks
         ]
 
         async def run(

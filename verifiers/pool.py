@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import multiprocessing.connection
 import os
 import queue
@@ -29,6 +30,8 @@ from typing import Any
 
 _STOP = None  # sentinel sent to a worker to make it exit (see verifiers.pool_worker)
 READY = "ready"  # what a worker sends once it has started (verifiers.pool_worker.READY)
+#: Priority of the stop sentinels: after every task.
+_LAST = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +132,7 @@ class _Slot:
     def _run(self) -> None:
         pool = self.pool
         while True:
-            task = pool._queue.get()
+            _, _, task = pool._queue.get()
             if task is None:
                 self.stop()
                 return
@@ -211,7 +214,9 @@ class WorkerPool:
         self.max_tasks_per_worker = max_tasks_per_worker
         self.preload = list(preload)
         self.startup_timeout = startup_timeout
-        self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        # (priority, submission number, task): lower priorities first, FIFO within one.
+        self._queue: queue.PriorityQueue[tuple[int, int, _Task | None]] = queue.PriorityQueue()
+        self._submitted = itertools.count()
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()
         self._started = False
@@ -240,13 +245,13 @@ class WorkerPool:
             self._closed = True
         while True:
             try:
-                task = self._queue.get_nowait()
+                _, _, task = self._queue.get_nowait()
             except queue.Empty:
                 break
             if task is not None and task.future.set_running_or_notify_cancel():
                 task.future.set_result(TaskOutcome(False, error="closed"))
         for _ in self._slots:
-            self._queue.put(None)
+            self._queue.put((_LAST, next(self._submitted), None))
         for slot in self._slots:
             slot.thread.join(timeout=10)
 
@@ -258,9 +263,16 @@ class WorkerPool:
 
     # submitting ----------------------------------------------------------
     def submit(
-        self, fn: Callable[..., Any], *args: Any, timeout: float | None = None
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        timeout: float | None = None,
+        priority: int = 0,
     ) -> concurrent.futures.Future[TaskOutcome]:
-        """Queue one task; the future always resolves to a `TaskOutcome`."""
+        """Queue one task; the future always resolves to a `TaskOutcome`.
+
+        Queued tasks of a lower `priority` start first, in submission order
+        among equals (a running task is never interrupted)."""
         future: concurrent.futures.Future[TaskOutcome] = concurrent.futures.Future()
         if self._closed:
             future.set_result(TaskOutcome(False, error="closed"))
@@ -268,20 +280,22 @@ class WorkerPool:
         if not self._started:
             self.start()
         deadline = self.task_timeout if timeout is None else timeout
-        self._queue.put(_Task(fn, args, deadline, future, time.monotonic()))
+        task = _Task(fn, args, deadline, future, time.monotonic())
+        self._queue.put((priority, next(self._submitted), task))
         return future
 
     def run_sync(
-        self, fn: Callable[..., Any], *args: Any, timeout: float | None = None
+        self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, priority: int = 0
     ) -> TaskOutcome:
         """Run one task and wait for its outcome (from any thread)."""
-        return self.submit(fn, *args, timeout=timeout).result()
+        return self.submit(fn, *args, timeout=timeout, priority=priority).result()
 
     async def run(
-        self, fn: Callable[..., Any], *args: Any, timeout: float | None = None
+        self, fn: Callable[..., Any], *args: Any, timeout: float | None = None, priority: int = 0
     ) -> TaskOutcome:
         """Run one task from asyncio without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(fn, *args, timeout=timeout))
+        future = self.submit(fn, *args, timeout=timeout, priority=priority)
+        return await asyncio.wrap_future(future)
 
     # introspection ---------------------------------------------------------
     def _note_restart(self, reason: str) -> None:

@@ -69,3 +69,22 @@ def test_settle_heap_freezes_start_up_objects_and_makes_full_collections_rarer()
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_queued_tasks_of_a_lower_priority_number_start_first() -> None:
+    with WorkerPool(1, task_timeout=10) as pool:
+        assert pool.run_sync(time.sleep, 0).ok  # started and ready
+        blocker = pool.submit(time.sleep, 0.5)  # occupies the only worker
+        time.sleep(0.1)
+        futures = {
+            name: pool.submit(time.monotonic, priority=priority)
+            for name, priority in [("bulk-1", 1), ("bulk-2", 1), ("urgent", 0), ("bulk-3", 1)]
+        }
+        assert blocker.result().ok
+        started_at = {name: future.result().value for name, future in futures.items()}
+    assert sorted(started_at, key=started_at.__getitem__) == [
+        "urgent",
+        "bulk-1",
+        "bulk-2",
+        "bulk-3",
+    ]
