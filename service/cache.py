@@ -108,7 +108,7 @@ class ExactCache:
             )
         except (orjson.JSONEncodeError, TypeError):  # e.g. integers beyond 64 bits in tests
             blob = json.dumps(parts, sort_keys=True, default=str).encode()
-        return hashlib.blake2b(blob, digest_size=20).hexdigest()
+        return hashlib.sha256(blob).hexdigest()  # with SHA extensions, faster than blake2b
 
     def get(self, key: str) -> ExactEntry | None:
         return self._lru.get(key)

@@ -182,13 +182,16 @@ class _LocalVerdicts:
         self.ttl_s = ttl_s
         self._data: OrderedDict[str, tuple[float, StoredVerdict, bool]] = OrderedDict()
 
-    def put(self, key: str, verdict: StoredVerdict) -> None:
+    def put_many(self, verdicts: dict[str, StoredVerdict]) -> None:
         if self.max_entries <= 0 or self.ttl_s <= 0:
             return
-        self._data[key] = (time.monotonic() + self.ttl_s, verdict, False)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        expires = time.monotonic() + self.ttl_s
+        data = self._data
+        for key, verdict in verdicts.items():
+            data[key] = (expires, verdict, False)
+            data.move_to_end(key)
+        while len(data) > self.max_entries:
+            data.popitem(last=False)
 
     def get(self, key: str) -> tuple[StoredVerdict, bool] | None:
         entry = self._data.get(key)
@@ -422,8 +425,7 @@ class ErrorRateEstimator:
 
     def _keep(self, records: dict[str, StoredVerdict]) -> None:
         """Verdict records go to the in-process store while Redis is unusable."""
-        for key, verdict in records.items():
-            self._verdicts.put(key, verdict)
+        self._verdicts.put_many(records)
 
     async def _write(self, client: aioredis.Redis, records: dict[str, StoredVerdict]) -> None:
         batch, self._pending = self._pending, Counter()
