@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -26,13 +27,68 @@ def header_timeout_s() -> float:
     return Settings().body_timeout_s
 
 
+class CoalescingTransport:
+    """A transport whose writes within one event-loop iteration leave as one.
+
+    uvicorn writes a response's status line and headers, then its body: two
+    system calls and two TCP segments per response, which for small answers
+    costs as much as building them. Here writes are gathered and handed to the
+    real transport once the loop has run the current callbacks (before it
+    waits for I/O again), so a response sent at once goes out in one write.
+    Everything else is the real transport's; closing writes what is gathered.
+    """
+
+    __slots__ = ("_loop", "_pending", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self._pending = [data]
+            self._loop.call_soon(self._flush)
+        else:
+            self._pending.append(data)
+
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def get_write_buffer_size(self) -> int:
+        gathered = sum(len(data) for data in self._pending or ())
+        return self._transport.get_write_buffer_size() + gathered
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = None
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` that closes connections whose headers do not arrive."""
+    """`HttpToolsProtocol` that closes connections whose headers do not arrive,
+    and sends each response in one write (`CoalescingTransport`)."""
 
     _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
