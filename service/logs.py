@@ -7,13 +7,14 @@ task the request starts, so background probes log under the same id.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
 import time
 from collections.abc import Iterable
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -88,6 +89,61 @@ class JsonFormatter(logging.Formatter):
         return _redact(orjson.dumps(entry, default=str).decode())
 
 
+class BatchedStreamHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that writes the lines of one event-loop iteration together.
+
+    Under load one iteration answers many requests; writing each access line
+    on its own costs a system call per request (a tenth of the throughput of
+    single-item traffic). Lines logged from a thread running an event loop are
+    gathered and written once the loop has run its current callbacks - before
+    it waits for I/O again, so no line is held while the process is idle.
+    Lines from other threads (or another loop), and warnings and errors from
+    anywhere, are written at once after what was gathered, keeping the order;
+    `flush` (also called at exit) writes what is left.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._gathered: list[str] = []
+        self._flushing_loop: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:  # called under the handler's lock
+        try:
+            self._gathered.append(self.format(record) + self.terminator)
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None or record.levelno >= logging.WARNING:
+                self._write_gathered()
+            elif self._flushing_loop is None:
+                self._flushing_loop = loop
+                loop.call_soon(self.flush)
+            elif self._flushing_loop is not loop:
+                self._write_gathered()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_gathered()
+        finally:
+            self.release()
+
+    def _write_gathered(self) -> None:
+        lines, self._gathered, self._flushing_loop = self._gathered, [], None
+        stream = self.stream
+        if stream is None:
+            return
+        if lines:
+            stream.write("".join(lines))
+        if hasattr(stream, "flush"):
+            stream.flush()
+
+
 class TextFormatter(logging.Formatter):
     """``LEVEL logger message``, secrets redacted."""
 
@@ -114,7 +170,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     ours.setLevel(level.upper())
     handler = next((h for h in ours.handlers if getattr(h, "_rlvr", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = BatchedStreamHandler(sys.stderr)
         handler._rlvr = True  # type: ignore[attr-defined]
         ours.addHandler(handler)
         ours.propagate = False
