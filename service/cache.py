@@ -233,9 +233,9 @@ class VerdictCache:
             else:
                 missing.append(key)
         if found:
-            metrics.child(metrics.CACHE_REQUESTS, "memory", "hit").inc(len(found))
+            metrics.add(metrics.child(metrics.CACHE_REQUESTS, "memory", "hit"), len(found))
         if missing:
-            metrics.child(metrics.CACHE_REQUESTS, "memory", "miss").inc(len(missing))
+            metrics.add(metrics.child(metrics.CACHE_REQUESTS, "memory", "miss"), len(missing))
         client = self._redis_usable()
         if not missing or client is None:
             return found

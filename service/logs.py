@@ -81,9 +81,10 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id is not None:
             entry["request_id"] = request_id
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        attributes = vars(record)
+        for key in sorted(attributes.keys() - _STANDARD):  # the extras, without a full scan
+            if not key.startswith("_"):
+                entry[key] = attributes[key]
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return _redact(orjson.dumps(entry, default=str).decode())

@@ -6,6 +6,7 @@ Under several uvicorn worker processes set ``PROMETHEUS_MULTIPROC_DIR``;
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from typing import Any
@@ -97,6 +98,7 @@ BUILD_INFO = Gauge(
 
 def render() -> tuple[bytes, str]:
     """The exposition text (multiprocess-aware) and its content type."""
+    flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)
@@ -214,6 +216,42 @@ FEEDBACK_LABELS = Counter(
     "Feedback labels by result (tp, fp, tn, fn, abstain, unknown, duplicate).",
     ["result"],
 )
+
+
+#: Increments waiting for the end of the event-loop iteration (see `add`).
+_pending: dict[Any, float] = {}
+_flushing_loop: asyncio.AbstractEventLoop | None = None
+
+
+def add(counter: Any, amount: float = 1) -> None:
+    """``counter.inc(amount)`` (a counter or a gauge, labelled or not), made at
+    the end of the current event-loop iteration together with the iteration's
+    other increments of it. Under load one iteration serves many requests, and
+    with several server processes every increment costs a lock and a write to
+    shared memory. Outside an event loop the increment is made at once;
+    `render` makes the waiting ones first."""
+    global _flushing_loop
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        counter.inc(amount)
+        return
+    if _flushing_loop is not loop:
+        if _flushing_loop is not None:
+            flush()  # gathered in another loop (one that may have stopped)
+        _flushing_loop = loop
+        loop.call_soon(flush)
+    _pending[counter] = _pending.get(counter, 0) + amount
+
+
+def flush() -> None:
+    """Make the waiting increments."""
+    global _flushing_loop
+    _flushing_loop = None
+    while _pending:
+        counter, amount = _pending.popitem()
+        if amount:
+            counter.inc(amount)
 
 
 @functools.lru_cache(maxsize=4096)

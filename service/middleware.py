@@ -172,7 +172,7 @@ def observe(endpoint: str, scope: Scope, status: int, began: float, access: bool
     """HTTP metrics and (when `access`) the access-log line of a finished request."""
     method = scope["method"]
     elapsed = time.perf_counter() - began
-    metrics.child(metrics.HTTP_REQUESTS, endpoint, method, str(status)).inc()
+    metrics.add(metrics.child(metrics.HTTP_REQUESTS, endpoint, method, str(status)))
     metrics.child(metrics.HTTP_LATENCY, endpoint, method).observe(elapsed)
     if access:
         path = scope["path"]

@@ -154,7 +154,7 @@ class VerificationService:
     async def verify_items(self, items: list[VerifyItem], endpoint: str) -> list[VerifyResult]:
         """Verify items; results in input order; identical work computed once."""
         started = time.perf_counter()
-        metrics.INFLIGHT_ITEMS.inc(len(items))
+        metrics.add(metrics.INFLIGHT_ITEMS, len(items))
         resolving: list[asyncio.Future[_Resolved]] = []
         claimed: set[str] = set()
         failed = False
@@ -181,7 +181,7 @@ class VerificationService:
             planned = time.perf_counter()
             groups = await asyncio.gather(*resolving, return_exceptions=True)
         finally:
-            metrics.INFLIGHT_ITEMS.dec(len(items))
+            metrics.add(metrics.INFLIGHT_ITEMS, -len(items))
         parts: list[_Resolved] = []
         for group in groups:
             if isinstance(group, BaseException):
@@ -197,7 +197,7 @@ class VerificationService:
             computed |= part.computed
             finished.update(part.finished)
         cached_keys -= computed  # shared between this batch's own chunks: not a cache hit
-        metrics.child(metrics.ITEMS, endpoint).inc(len(items))
+        metrics.add(metrics.child(metrics.ITEMS, endpoint), len(items))
         results = []
         new_ids = _new_ids(sum(1 for item in items if not item.id))
         outcomes: Counter[tuple[str, str, str]] = Counter()
@@ -221,9 +221,9 @@ class VerificationService:
             new_id = "" if item.id else next(new_ids)
             results.append(_result(item, verdict, cached, (done - started) * 1000, new_id))
         for labels, count in outcomes.items():
-            metrics.child(metrics.VERDICTS, *labels).inc(count)
+            metrics.add(metrics.child(metrics.VERDICTS, *labels), count)
         for flag, count in flag_counts.items():
-            metrics.child(metrics.GUARD_FLAGS, flag).inc(count)
+            metrics.add(metrics.child(metrics.GUARD_FLAGS, flag), count)
         await self.estimator.record(items, results, plans)
         if any(item.options.reward == "corrected" for item in items):
             corrections = await self.estimator.corrections()
@@ -278,9 +278,10 @@ class VerificationService:
                 verdict, math = hit
                 plans.append(Plan(request, _EXACT_HIT, "off", verdict=verdict, math=math))
         if len(missing) < len(items):
-            metrics.child(metrics.CACHE_REQUESTS, "exact", "hit").inc(len(items) - len(missing))
+            hits = len(items) - len(missing)
+            metrics.add(metrics.child(metrics.CACHE_REQUESTS, "exact", "hit"), hits)
         if missing:
-            metrics.child(metrics.CACHE_REQUESTS, "exact", "miss").inc(len(missing))
+            metrics.add(metrics.child(metrics.CACHE_REQUESTS, "exact", "miss"), len(missing))
 
         async def planned() -> list[Plan]:
             if len(missing) >= PARALLEL_PLAN_MIN:
