@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -200,8 +199,8 @@ class VerificationService:
         metrics.add(metrics.child(metrics.ITEMS, endpoint), len(items))
         results = []
         new_ids = _new_ids(sum(1 for item in items if not item.id))
-        outcomes: Counter[tuple[str, str, str]] = Counter()
-        flag_counts: Counter[str] = Counter()
+        outcomes: dict[tuple[str, str, str], int] = {}
+        flag_counts: dict[str, int] = {}
         for item, plan, exact_key in zip(items, plans, exact_keys, strict=True):
             if plan.key is None:
                 assert plan.verdict is not None
@@ -215,9 +214,10 @@ class VerificationService:
             if plan.route != _EXACT_HIT:
                 self.exact.put(exact_key, verdict, plan.math)
             correct = "abstain" if verdict.correct is None else str(verdict.correct).lower()
-            outcomes[verdict.stage, verdict.reason, correct] += 1
-            if verdict.flags:
-                flag_counts.update(verdict.flags)
+            outcome = (verdict.stage, verdict.reason, correct)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            for flag in verdict.flags:
+                flag_counts[flag] = flag_counts.get(flag, 0) + 1
             new_id = "" if item.id else next(new_ids)
             results.append(_result(item, verdict, cached, (done - started) * 1000, new_id))
         for labels, count in outcomes.items():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -205,8 +206,9 @@ class Cascade:
         self.math_timeout_s = math_timeout_s
 
     # ------------------------------------------------------------------ plan
-    @property
+    @functools.cached_property
     def policy(self) -> PlanPolicy:
+        """What planning depends on besides the request (fixed at construction)."""
         return PlanPolicy(self.judge is not None, self.judge_version, self.default_judge_mode)
 
     async def plan_many(
