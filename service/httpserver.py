@@ -27,6 +27,10 @@ def header_timeout_s() -> float:
     return Settings().body_timeout_s
 
 
+#: Gathered writes beyond this many bytes are handed on at once.
+_GATHER_LIMIT = 64 * 1024
+
+
 class CoalescingTransport:
     """A transport whose writes within one event-loop iteration leave as one.
 
@@ -38,19 +42,26 @@ class CoalescingTransport:
     Everything else is the real transport's; closing writes what is gathered.
     """
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_loop", "_pending", "_pending_bytes", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] | None = None
+        self._pending_bytes = 0
 
     def write(self, data: bytes) -> None:
         if self._pending is None:
             self._pending = [data]
+            self._pending_bytes = len(data)
             self._loop.call_soon(self._flush)
         else:
             self._pending.append(data)
+            self._pending_bytes += len(data)
+        if self._pending_bytes > _GATHER_LIMIT:
+            # A long stream written without a pause: hand it on now, so the real
+            # transport's flow control (pause_writing) holds the writer back.
+            self._flush()
 
     def writelines(self, lines: Iterable[bytes]) -> None:
         for data in lines:
@@ -62,7 +73,7 @@ class CoalescingTransport:
             self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def get_write_buffer_size(self) -> int:
-        gathered = sum(len(data) for data in self._pending or ())
+        gathered = self._pending_bytes if self._pending is not None else 0
         return self._transport.get_write_buffer_size() + gathered
 
     def write_eof(self) -> None:

@@ -96,3 +96,19 @@ def test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
 
     asyncio.run(_with_pair(closing))
     asyncio.run(_with_pair(aborting))
+
+
+def test_a_long_stream_is_handed_on_before_the_iteration_ends() -> None:
+    # Beyond 64 KiB the real transport gets the data at once, so its flow
+    # control (pause_writing at its high-water mark) can hold a producer back.
+    async def body(coalescing: CoalescingTransport, counted: _Counted, peer: socket.socket) -> None:
+        chunk = b"x" * 40_000
+        coalescing.write(chunk)
+        assert counted.writes == []
+        coalescing.write(chunk)
+        assert counted.writes == [chunk + chunk]
+        coalescing.write(b"tail")
+        assert coalescing.get_write_buffer_size() >= 4
+        assert await _read(peer, 80_004) == chunk + chunk + b"tail"
+
+    asyncio.run(_with_pair(body))
