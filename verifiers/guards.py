@@ -450,11 +450,23 @@ _TERMINAL = ".!?。！？…"
 _DANGLING = ",:([{=\\、，：（"
 
 
+def _last_box_open(text: str) -> re.Match[str] | None:
+    """The last match of `_BOX_OPEN` in `text`, found from the end (LaTeX is full
+    of backslashes, each of which a forward scan would try)."""
+    end = len(text)
+    while True:
+        at = max(text.rfind("\\boxed", 0, end), text.rfind("\\fbox", 0, end))
+        if at < 0:
+            return None
+        match = _BOX_OPEN.match(text, at)
+        if match is not None:
+            return match
+        end = at  # occurrences cannot overlap: each starts with the only backslash
+
+
 def _boxed_state(tail: str) -> str:
     """``"none"`` (no box), ``"open"`` (last box never closed), ``"empty"``, ``"ok"``."""
-    start = None
-    for start in _BOX_OPEN.finditer(tail):  # noqa: B007 - we want the last match
-        pass
+    start = _last_box_open(tail)
     if start is None:
         return "none"
     depth = 0

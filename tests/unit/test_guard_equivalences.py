@@ -189,3 +189,33 @@ def test_invisible_characters_are_removed_as_the_table_says(text: str) -> None:
 def test_the_invisible_character_class_holds_exactly_the_table() -> None:
     for cp in (*guards._INVISIBLE, *range(0x2000, 0x2070), *range(0xE0000, 0xE0200)):
         assert (guards._INVISIBLE_CHARS.fullmatch(chr(cp)) is not None) == (cp in guards._INVISIBLE)
+
+
+_box_texts = st.lists(
+    st.sampled_from(
+        [
+            "\\boxed{",
+            "\\boxed {",
+            "\\boxedx",
+            "\\fbox{",
+            "\\fbo",
+            "\\",
+            "}",
+            "{",
+            " ",
+            "x",
+            "\\frac",
+        ]
+    ),
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_box_texts)
+def test_the_last_box_is_found_from_the_end_as_a_forward_scan_finds_it(text: str) -> None:
+    last = None
+    for last in guards._BOX_OPEN.finditer(text):  # noqa: B007 - the last match
+        pass
+    found = guards._last_box_open(text)
+    assert (found.span() if found else None) == (last.span() if last else None)
