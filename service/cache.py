@@ -15,7 +15,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -66,6 +66,14 @@ class LRU(Generic[V]):
 
 #: An exact-pair cache entry: the item's final verdict and what the cascade extracted.
 ExactEntry = tuple[Verdict, MathItem | None]
+#: The same as the cache holds it: the verdict's constructor arguments (its
+#: detail as pairs), the math item's. Tuples of strings and numbers are not
+#: tracked by the garbage collector, objects are: holding them, a full
+#: collection rescanned every entry (about 60 ms per 80,000 cached items, a
+#: pause in every request of the moment).
+_VerdictFields = tuple[bool | None, float, str, str, str | None, float | None, tuple[str, ...]]
+_MathFields = tuple[str | None, str, str, str, str]
+_ExactRow = tuple[_VerdictFields, tuple[tuple[str, Any], ...], _MathFields | None]
 
 
 class ExactCache:
@@ -80,7 +88,7 @@ class ExactCache:
     """
 
     def __init__(self, *, max_entries: int = 200_000, ttl_s: float = 7 * 24 * 3600) -> None:
-        self._lru: LRU[ExactEntry] = LRU(max_entries, ttl_s)
+        self._lru: LRU[_ExactRow] = LRU(max_entries, ttl_s)
 
     @staticmethod
     def key(request: VerifyRequest, policy: PlanPolicy) -> str:
@@ -111,11 +119,27 @@ class ExactCache:
         return hashlib.sha256(blob).hexdigest()  # with SHA extensions, faster than blake2b
 
     def get(self, key: str) -> ExactEntry | None:
-        return self._lru.get(key)
+        row = self._lru.get(key)
+        if row is None:
+            return None
+        verdict, detail, math = row
+        return Verdict(*verdict, detail=dict(detail)), None if math is None else MathItem(*math)
 
     def put(self, key: str, verdict: Verdict, math: MathItem | None) -> None:
-        if verdict.cacheable:
-            self._lru.put(key, (verdict, math))
+        if not verdict.cacheable:
+            return
+        v = verdict
+        fields = (v.correct, v.reward, v.stage, v.reason, v.extracted_answer, v.confidence, v.flags)
+        # The detail dict as a tuple of pairs: the collector never stops
+        # tracking a tuple that holds a dict, even an untracked one.
+        detail = tuple(v.detail.items())
+        if math is None:
+            self._lru.put(key, (fields, detail, None))
+            return
+        m = math
+        self._lru.put(
+            key, (fields, detail, (m.answer, m.method, m.reference, m.answer_key, m.reference_key))
+        )
 
     def __len__(self) -> int:
         return len(self._lru)
