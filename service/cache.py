@@ -66,14 +66,35 @@ class LRU(Generic[V]):
 
 #: An exact-pair cache entry: the item's final verdict and what the cascade extracted.
 ExactEntry = tuple[Verdict, MathItem | None]
-#: The same as the cache holds it: the verdict's constructor arguments (its
-#: detail as pairs), the math item's. Tuples of strings and numbers are not
-#: tracked by the garbage collector, objects are: holding them, a full
-#: collection rescanned every entry (about 60 ms per 80,000 cached items, a
-#: pause in every request of the moment).
-_VerdictFields = tuple[bool | None, float, str, str, str | None, float | None, tuple[str, ...]]
-_MathFields = tuple[str | None, str, str, str, str]
-_ExactRow = tuple[_VerdictFields, tuple[tuple[str, Any], ...], _MathFields | None]
+#: How the caches hold a verdict: its fields, the detail dict as a tuple of
+#: pairs. Tuples of strings and numbers are not tracked by the garbage
+#: collector (a tuple holding a dict always is), objects are: holding them, a
+#: full collection rescanned every entry - about 60 ms per 80,000 cached items,
+#: a pause for every request of the moment.
+_VerdictRow = tuple[
+    bool | None, float, str, str, str | None, float | None, tuple[str, ...], tuple[Any, ...]
+]
+_MathRow = tuple[str | None, str, str, str, str]
+_ExactRow = tuple[_VerdictRow, _MathRow | None]
+
+
+def _verdict_row(v: Verdict) -> _VerdictRow:
+    detail = tuple(v.detail.items())
+    return (
+        v.correct,
+        v.reward,
+        v.stage,
+        v.reason,
+        v.extracted_answer,
+        v.confidence,
+        v.flags,
+        detail,
+    )
+
+
+def _verdict_of(row: _VerdictRow) -> Verdict:
+    correct, reward, stage, reason, answer, confidence, flags, detail = row
+    return Verdict(correct, reward, stage, reason, answer, confidence, flags, dict(detail))
 
 
 class ExactCache:
@@ -122,24 +143,19 @@ class ExactCache:
         row = self._lru.get(key)
         if row is None:
             return None
-        verdict, detail, math = row
-        return Verdict(*verdict, detail=dict(detail)), None if math is None else MathItem(*math)
+        verdict, math = row
+        return _verdict_of(verdict), None if math is None else MathItem(*math)
 
     def put(self, key: str, verdict: Verdict, math: MathItem | None) -> None:
         if not verdict.cacheable:
             return
-        v = verdict
-        fields = (v.correct, v.reward, v.stage, v.reason, v.extracted_answer, v.confidence, v.flags)
-        # The detail dict as a tuple of pairs: the collector never stops
-        # tracking a tuple that holds a dict, even an untracked one.
-        detail = tuple(v.detail.items())
-        if math is None:
-            self._lru.put(key, (fields, detail, None))
-            return
         m = math
-        self._lru.put(
-            key, (fields, detail, (m.answer, m.method, m.reference, m.answer_key, m.reference_key))
+        math_row = (
+            (m.answer, m.method, m.reference, m.answer_key, m.reference_key)
+            if m is not None
+            else None
         )
+        self._lru.put(key, (_verdict_row(verdict), math_row))
 
     def __len__(self) -> int:
         return len(self._lru)
@@ -157,7 +173,7 @@ class VerdictCache:
         prefix: str = "rlvr:",
         retry_s: float = 5.0,
     ) -> None:
-        self.lru: LRU[Verdict] = LRU(max_entries, ttl_s)
+        self.lru: LRU[_VerdictRow] = LRU(max_entries, ttl_s)
         self.ttl_s = ttl_s
         self.redis_url = redis_url
         self.prefix = prefix + "verdict:"
@@ -251,9 +267,9 @@ class VerdictCache:
         found: dict[str, Verdict] = {}
         missing: list[str] = []
         for key in dict.fromkeys(keys):
-            verdict = self.lru.get(key)
-            if verdict is not None:
-                found[key] = verdict
+            row = self.lru.get(key)
+            if row is not None:
+                found[key] = _verdict_of(row)
             else:
                 missing.append(key)
         if found:
@@ -278,7 +294,7 @@ class VerdictCache:
             except (ValueError, KeyError, TypeError):
                 continue
             found[key] = verdict
-            self.lru.put(key, verdict)
+            self.lru.put(key, _verdict_row(verdict))
             hits += 1
         metrics.CACHE_REQUESTS.labels("redis", "hit").inc(hits)
         metrics.CACHE_REQUESTS.labels("redis", "miss").inc(len(missing) - hits)
@@ -288,7 +304,7 @@ class VerdictCache:
         """Store cacheable verdicts (LRU, then one pipelined Redis write)."""
         storable = {k: v for k, v in entries.items() if v.cacheable}
         for key, verdict in storable.items():
-            self.lru.put(key, verdict)
+            self.lru.put(key, _verdict_row(verdict))
         client = self._redis_usable()
         if not storable or client is None:
             return
