@@ -25,7 +25,6 @@ from service import metrics
 from service.coalesce import Coalescer
 from verifiers.cascade import PlanPolicy, VerifyRequest
 from verifiers.guards import GUARDS_VERSION
-from verifiers.math import MathItem
 from verifiers.verdict import VERIFIER_VERSION, Verdict
 
 V = TypeVar("V")
@@ -64,8 +63,6 @@ class LRU(Generic[V]):
         return len(self._data)
 
 
-#: An exact-pair cache entry: the item's final verdict and what the cascade extracted.
-ExactEntry = tuple[Verdict, MathItem | None]
 #: How the caches hold a verdict: its fields, the detail dict as a tuple of
 #: pairs. Tuples of strings and numbers are not tracked by the garbage
 #: collector (a tuple holding a dict always is), objects are: holding them, a
@@ -74,8 +71,6 @@ ExactEntry = tuple[Verdict, MathItem | None]
 _VerdictRow = tuple[
     bool | None, float, str, str, str | None, float | None, tuple[str, ...], tuple[Any, ...]
 ]
-_MathRow = tuple[str | None, str, str, str, str]
-_ExactRow = tuple[_VerdictRow, _MathRow | None]
 
 
 def _verdict_row(v: Verdict) -> _VerdictRow:
@@ -109,7 +104,7 @@ class ExactCache:
     """
 
     def __init__(self, *, max_entries: int = 200_000, ttl_s: float = 7 * 24 * 3600) -> None:
-        self._lru: LRU[_ExactRow] = LRU(max_entries, ttl_s)
+        self._lru: LRU[_VerdictRow] = LRU(max_entries, ttl_s)
 
     @staticmethod
     def key(request: VerifyRequest, policy: PlanPolicy) -> str:
@@ -139,23 +134,13 @@ class ExactCache:
             blob = json.dumps(parts, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()  # with SHA extensions, faster than blake2b
 
-    def get(self, key: str) -> ExactEntry | None:
+    def get(self, key: str) -> Verdict | None:
         row = self._lru.get(key)
-        if row is None:
-            return None
-        verdict, math = row
-        return _verdict_of(verdict), None if math is None else MathItem(*math)
+        return None if row is None else _verdict_of(row)
 
-    def put(self, key: str, verdict: Verdict, math: MathItem | None) -> None:
-        if not verdict.cacheable:
-            return
-        m = math
-        math_row = (
-            (m.answer, m.method, m.reference, m.answer_key, m.reference_key)
-            if m is not None
-            else None
-        )
-        self._lru.put(key, (_verdict_row(verdict), math_row))
+    def put(self, key: str, verdict: Verdict) -> None:
+        if verdict.cacheable:
+            self._lru.put(key, _verdict_row(verdict))
 
     def __len__(self) -> int:
         return len(self._lru)

@@ -212,7 +212,7 @@ class VerificationService:
                 done = finished.get(plan.key, started)
                 cached = plan.key in cached_keys
             if plan.route != _EXACT_HIT:
-                self.exact.put(exact_key, verdict, plan.math)
+                self.exact.put(exact_key, verdict)
             correct = "abstain" if verdict.correct is None else str(verdict.correct).lower()
             outcome = (verdict.stage, verdict.reason, correct)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
@@ -270,13 +270,12 @@ class VerificationService:
         plans: list[Plan | None] = []
         missing: list[VerifyRequest] = []
         for request, key in zip(requests, keys, strict=True):
-            hit = self.exact.get(key)
-            if hit is None:
+            verdict = self.exact.get(key)
+            if verdict is None:
                 plans.append(None)
                 missing.append(request)
-            else:
-                verdict, math = hit
-                plans.append(Plan(request, _EXACT_HIT, "off", verdict=verdict, math=math))
+            else:  # no extracted answer kept: an appeal re-extracts the reference
+                plans.append(Plan(request, _EXACT_HIT, "off", verdict=verdict))
         if len(missing) < len(items):
             hits = len(items) - len(missing)
             metrics.add(metrics.child(metrics.CACHE_REQUESTS, "exact", "hit"), hits)

@@ -10,7 +10,6 @@ import pytest
 
 from service.cache import LRU, ExactCache, VerdictCache
 from service.estimator import StoredVerdict, _LocalVerdicts
-from verifiers.math import MathItem
 from verifiers.verdict import Reason, Stage, Verdict
 
 
@@ -88,43 +87,36 @@ async def test_single_flight_propagates_errors_to_all_waiters() -> None:
         await cache.single_flight("k", boom)  # not stuck after a failure
 
 
-def _exact_entries() -> list[tuple[Verdict, MathItem | None]]:
+def _verdicts() -> list[Verdict]:
     return [
-        (
-            Verdict(
-                True,
-                1.0,
-                Stage.MATH,
-                Reason.EQUAL,
-                "\\frac{1}{2}",
-                1.0,
-                ("injection",),
-                {"method": "num", "hard_negative": False},
-            ),
-            MathItem("\\frac{1}{2}", "boxed", "0.5", "\\frac{1}{2}", "0.5"),
+        Verdict(
+            True,
+            1.0,
+            Stage.MATH,
+            Reason.EQUAL,
+            "\\frac{1}{2}",
+            1.0,
+            ("injection",),
+            {"method": "num", "hard_negative": False},
         ),
-        (Verdict(False, 0.0, Stage.GUARD, "guard:empty", detail={"guard": "empty"}), None),
-        (
-            Verdict(None, 0.0, Stage.JUDGE, Reason.JUDGE_OFF, confidence=None),
-            MathItem(None, "none", "3", "", "3"),
-        ),
+        Verdict(False, 0.0, Stage.GUARD, "guard:empty", detail={"guard": "empty"}),
+        Verdict(None, 0.0, Stage.JUDGE, Reason.JUDGE_OFF, confidence=None),
     ]
 
 
-def test_exact_cache_gives_back_equal_verdicts_and_math_items() -> None:
+def test_exact_cache_gives_back_equal_verdicts() -> None:
     cache = ExactCache(max_entries=10)
-    for n, (verdict, math) in enumerate(_exact_entries()):
-        cache.put(f"k{n}", verdict, math)
-    for n, (verdict, math) in enumerate(_exact_entries()):
-        assert cache.get(f"k{n}") == (verdict, math)
+    for n, verdict in enumerate(_verdicts()):
+        cache.put(f"k{n}", verdict)
+    assert [cache.get(f"k{n}") for n in range(3)] == _verdicts()
 
 
 def test_long_lived_cache_entries_leave_the_garbage_collectors_view() -> None:
     # A full collection visits every tracked object: entries that stayed
     # tracked made its pauses grow with the caches (60 ms at 80,000 items).
     cache = ExactCache(max_entries=100)
-    for n, (verdict, math) in enumerate(_exact_entries()):
-        cache.put(f"k{n}", verdict, math)
+    for n, verdict in enumerate(_verdicts()):
+        cache.put(f"k{n}", verdict)
     records = _LocalVerdicts(max_entries=100, ttl_s=60)
     records.put_many({"id-1": StoredVerdict("math", "", True)})
     records.mark_labelled("id-1")
