@@ -150,12 +150,14 @@ _APOSTROPHES = re.compile("[\u2019\u2018\u02bc\uff07]")
 
 
 def _prepare(text: str) -> str:
-    """Drop invisible characters, NFKC-normalise, unify apostrophes."""
+    """Drop invisible characters, NFKC-normalise, unify apostrophes, write a
+    dotted capital I (U+0130) as ``I`` (case-folded it would become ``i`` plus
+    a combining dot, which splits words: "Solut\u0130on")."""
     if text.isascii():
         return text  # no invisible characters, NFKC-stable, no curly quotes
     text = _INVISIBLE_CHARS.sub("", text)
     text = unicodedata.normalize("NFKC", text)
-    return _APOSTROPHES.sub("'", text)
+    return _APOSTROPHES.sub("'", text).replace("\u0130", "I")
 
 
 _THINK_CLOSE = re.compile(r"</think(?:ing)?\s*>", re.I)
@@ -393,6 +395,8 @@ def _vocab_status(word: str, last: bool) -> tuple[bool, bool]:
     candidates = [word]
     if _is_latin(word):
         candidates.append(_fold_latin(word))
+        if "\u0131" in word:  # a dotless i where an i belongs: "solut\u0131on"
+            candidates.append(candidates[-1].replace("\u0131", "i"))
     else:
         mapped = word.translate(_CONFUSABLES)
         if mapped != word and _is_latin(mapped):
