@@ -29,8 +29,15 @@ def test_a_replaced_worker_starts_before_its_next_task_is_timed() -> None:
         assert pool.run_sync(compare_task, "y", "y", 1e-6).ok
         slot = pool._slots[0]
         assert slot.process is not None
+        # Killed while a task runs (killed between tasks, the pool may notice
+        # the dead process first and replace it before sending: no crash then).
+        running = pool.submit(time.sleep, 2.0, timeout=5)
+        deadline = time.monotonic() + 10
+        while not slot.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # sent and sleeping in the worker
         os.kill(slot.process.pid, signal.SIGKILL)
-        crashed = pool.run_sync(compare_task, "z", "z", 1e-6)
+        crashed = running.result()
         assert not crashed.ok and crashed.error == "crashed"
         # the replacement imports sympy again; the deadline covers the task alone
         after = pool.run_sync(compare_task, "w+1", "w+1", 1e-6)
