@@ -151,13 +151,14 @@ _APOSTROPHES = re.compile("[\u2019\u2018\u02bc\uff07]")
 
 def _prepare(text: str) -> str:
     """Drop invisible characters, NFKC-normalise, unify apostrophes, write a
-    dotted capital I (U+0130) as ``I`` (case-folded it would become ``i`` plus
-    a combining dot, which splits words: "Solut\u0130on")."""
+    dotted capital I (U+0130) as ``I`` and a dotted small i as ``i``: lower-
+    or case-folded, U+0130 becomes ``i`` plus a combining dot, which splits
+    words ("Solut\u0130on", "d\u00fc\u015f\u00fcneli\u0307m")."""
     if text.isascii():
         return text  # no invisible characters, NFKC-stable, no curly quotes
     text = _INVISIBLE_CHARS.sub("", text)
     text = unicodedata.normalize("NFKC", text)
-    return _APOSTROPHES.sub("'", text).replace("\u0130", "I")
+    return _APOSTROPHES.sub("'", text).replace("\u0130", "I").replace("i\u0307", "i")
 
 
 _THINK_CLOSE = re.compile(r"</think(?:ing)?\s*>", re.I)
@@ -303,7 +304,8 @@ spiegazione pensiamo procedimento
 подумаем размышление шаг шагом процесс
 відповідь розв'язання розв'язок рішення
 oplossing antwoord lösning løsning svar rozwiązanie odpowiedź řešení odpověď çözüm cevap
-yanıt jawaban penyelesaian jawapan ratkaisu vastaus megoldás válasz soluție răspuns
+çözümü çözelim düşünelim yanıt jawaban penyelesaian jawapan ratkaisu vastaus megoldás válasz
+soluție răspuns
 λύση απάντηση פתרון תשובה الحل حل الجواب الإجابة الاجابة اجابة پاسخ جواب هل
 उत्तर हल समाधान คำตอบ วิธีทำ giải đáp lời
 """
@@ -326,7 +328,7 @@ und zu schauen analyse
 o os as um uma este problema questão questao por passo passos vamos primeiro agora
 il lo gli questo questa problema domanda di per passo passi vediamo
 за по эту этой задачу задача задачи итак сначала разберём разберем анализ
-stap voor laten we krok po adım lời bước langkah
+stap voor laten we krok po adım adımlar lời bước langkah
 """
 
 _NONFINAL_WORDS = "a i it in on at out down up this that one it's first"
@@ -349,12 +351,15 @@ _CJK_WEAK = """
 
 
 def _split_words(block: str) -> frozenset[str]:
+    """The words of `block`, case-folded, with their accent-free spellings and
+    with dotless i written as i (Turkish "ADIM" case-folds to "adim", not "ad\u0131m")."""
     words: set[str] = set()
     for word in block.split():
         word = word.casefold()
         words.add(word)
         if _is_latin(word):
-            words.add(_fold_latin(word))
+            plain = _fold_latin(word)
+            words.update((plain, plain.replace("\u0131", "i")))
     return frozenset(words)
 
 

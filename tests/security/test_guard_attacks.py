@@ -71,6 +71,8 @@ MULTILINGUAL_OPENERS = [
     "Soluzione",
     "Oplossing",
     "Çözüm:",
+    "Adım adım çözelim.",
+    "ÇÖZÜMÜ ADIM ADIM DÜŞÜNELİM",
     "Rozwiązanie",
     "Jawaban:",
     "Lời giải:",
