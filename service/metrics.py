@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import threading
 from typing import Any
 
 from prometheus_client import (
@@ -221,6 +222,7 @@ FEEDBACK_LABELS = Counter(
 #: Increments waiting for the end of the event-loop iteration (see `add`).
 _pending: dict[Any, float] = {}
 _flushing_loop: asyncio.AbstractEventLoop | None = None
+_flushing_thread: int | None = None
 
 
 def add(counter: Any, amount: float = 1) -> None:
@@ -230,7 +232,7 @@ def add(counter: Any, amount: float = 1) -> None:
     with several server processes every increment costs a lock and a write to
     shared memory. Outside an event loop the increment is made at once;
     `render` makes the waiting ones first."""
-    global _flushing_loop
+    global _flushing_loop, _flushing_thread
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -238,8 +240,11 @@ def add(counter: Any, amount: float = 1) -> None:
         return
     if _flushing_loop is not loop:
         if _flushing_loop is not None:
-            flush()  # gathered in another loop (one that may have stopped)
-        _flushing_loop = loop
+            if _flushing_thread != threading.get_ident():
+                counter.inc(amount)  # another thread's loop is gathering: not ours to touch
+                return
+            flush()  # gathered by an earlier loop of this thread (one that may have stopped)
+        _flushing_loop, _flushing_thread = loop, threading.get_ident()
         loop.call_soon(flush)
     _pending[counter] = _pending.get(counter, 0) + amount
 

@@ -86,3 +86,28 @@ def test_increments_left_by_a_stopped_loop_are_made_by_the_next_one() -> None:
         return counter._value.get()
 
     assert asyncio.run(main()) == 2
+
+
+def test_a_loop_in_another_thread_increments_directly_while_one_gathers() -> None:
+    import threading
+
+    counter = _counter()
+    other: list[float] = []
+
+    def in_thread() -> None:
+        async def main() -> None:
+            metrics.add(counter, 10)
+            other.append(counter._value.get())
+
+        asyncio.run(main())
+
+    async def main() -> float:
+        metrics.add(counter, 1)  # this loop gathers
+        thread = threading.Thread(target=in_thread)
+        thread.start()
+        thread.join()
+        await asyncio.sleep(0)
+        return counter._value.get()
+
+    assert asyncio.run(main()) == 11
+    assert other == [10]  # made at once, not left in this loop's batch
