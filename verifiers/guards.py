@@ -879,15 +879,19 @@ def _find_injection(text: str) -> _Injection | None:
             spans.append(match.span())
     if not kinds:
         return None
-    spans.sort()
+    return _Injection(frozenset(kinds), strong, _without_spans(text, spans))
+
+
+def _without_spans(text: str, spans: list[tuple[int, int]]) -> str:
+    """`text` with every (possibly overlapping) span cut out, the pieces joined by spaces."""
     pieces: list[str] = []
     cursor = 0
-    for start, end in spans:
+    for start, end in sorted(spans):
         if start > cursor:
             pieces.append(text[cursor:start])
         cursor = max(cursor, end)
     pieces.append(text[cursor:])
-    return _Injection(frozenset(kinds), strong, " ".join(pieces))
+    return " ".join(pieces)
 
 
 def _injection_flags(found: _Injection) -> list[str]:

@@ -83,15 +83,7 @@ def _find_injection_plainly(text: str) -> tuple[frozenset[str], bool, str] | Non
             spans.append(match.span())
     if not kinds:
         return None
-    spans.sort()
-    pieces: list[str] = []
-    cursor = 0
-    for start, end in spans:
-        if start > cursor:
-            pieces.append(text[cursor:start])
-        cursor = max(cursor, end)
-    pieces.append(text[cursor:])
-    return frozenset(kinds), strong, " ".join(pieces)
+    return frozenset(kinds), strong, guards._without_spans(text, spans)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
