@@ -159,6 +159,7 @@ class VerifyFastPath:
         request_id: str,
     ) -> None:
         path: str = scope["path"]
+        id_header = (b"x-request-id", request_id.encode())
         chunks: list[bytes] = []
         seen = 0
         more = True
@@ -174,8 +175,9 @@ class VerifyFastPath:
                     more = message.get("more_body", False)
         except TimeoutError:
             message_text = body_timeout_message(self.timeout_s)
-            extra = [(b"x-request-id", request_id.encode())]
-            await send_error(send, 408, "request_timeout", message_text, close=True, headers=extra)
+            await send_error(
+                send, 408, "request_timeout", message_text, close=True, headers=[id_header]
+            )
             observe(path, scope, 408, began, self.access)
             return
         if seen > self.max_bytes:  # the app's body limit answers (413)
@@ -186,14 +188,14 @@ class VerifyFastPath:
             content = await self._answer(path, body)
         except RedisError as exc:  # as the app's handler: the store is down, retry later
             retry = str(STORE_RETRY_AFTER_S).encode()
-            extra = [(b"x-request-id", request_id.encode()), (b"retry-after", retry)]
+            extra = [id_header, (b"retry-after", retry)]
             await send_error(send, 503, "store_unavailable", store_unavailable(exc), headers=extra)
             observe(path, scope, 503, began, self.access)
             return
         except Exception:
             log.exception("verification failed")
-            extra = [(b"x-request-id", request_id.encode())]
-            await send_error(send, 500, "internal_error", "verification failed", headers=extra)
+            error = "verification failed"
+            await send_error(send, 500, "internal_error", error, headers=[id_header])
             observe(path, scope, 500, began, self.access)
             return
         if content is None:
@@ -202,7 +204,7 @@ class VerifyFastPath:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(content)).encode()),
-            (b"x-request-id", request_id.encode()),
+            id_header,
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": content})
